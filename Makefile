@@ -1,0 +1,33 @@
+# Quick start: `make demo` runs the demo, `make test` runs the whole test suite.
+# Each installs what it needs on a fresh machine (a virtual environment in .venv; `make test` also
+# installs the Debian packages listed in ci/apt-packages.txt).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast lint system clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/afterlearner demo
+
+system:
+	bash scripts/setup-system.sh
+
+test: $(BIN)/.installed system
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

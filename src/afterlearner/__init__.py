@@ -1,0 +1,42 @@
+"""afterlearner: evolutionary retrofitting of trained models (AfterLearnER).
+
+Choose a few ℵ-parameters of a trained model, write the ℵ-loss you care about, and let a
+gradient-free optimizer improve them within a small budget, journaled, resumable and anytime::
+
+    import afterlearner as al
+    aleph = al.Aleph(model).add("fc.bias")
+    result = al.retrofit(aleph, loss, budget=200, store="run.sqlite", test_loss=test_loss)
+"""
+
+from afterlearner import _compat  # noqa: F401  (NGOpt with numpy >= 2.4)
+from afterlearner.bound import generalization_bound
+from afterlearner.errors import (
+    AfterlearnerError,
+    ConfigError,
+    SpaceError,
+    StoreError,
+    TaskError,
+    TooManyFailures,
+)
+from afterlearner.retrofit import RetrofitResult, retrofit
+from afterlearner.space import Aleph
+from afterlearner.store import Store
+from afterlearner.task import Task, load_task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AfterlearnerError",
+    "Aleph",
+    "ConfigError",
+    "RetrofitResult",
+    "SpaceError",
+    "Store",
+    "StoreError",
+    "Task",
+    "TaskError",
+    "TooManyFailures",
+    "generalization_bound",
+    "load_task",
+    "retrofit",
+]

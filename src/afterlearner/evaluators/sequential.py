@@ -1,0 +1,29 @@
+"""The plain evaluator: write each candidate into the model, call the loss, in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from afterlearner.evaluators.base import Outcome, measure
+from afterlearner.space import Aleph
+
+
+class SequentialEvaluator:
+    """Evaluates candidates one after the other on the user's own model (no copies, no processes)."""
+
+    def __init__(self, aleph: Aleph, loss: Callable[[torch.nn.Module | None], object]) -> None:
+        self.aleph = aleph
+        self.loss = loss
+
+    def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]:
+        for position, vector in enumerate(vectors):
+            self.aleph.write(vector)
+            with torch.no_grad():
+                outcome = measure(lambda: self.loss(self.aleph.model))
+            yield position, outcome
+
+    def close(self) -> None:
+        """Nothing to release."""

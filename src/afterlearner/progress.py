@@ -1,0 +1,44 @@
+"""A progress bar for long work, showing the best loss so far (rich), or nothing when quiet."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RunProgress:
+    """``with RunProgress(total, label) as bar: bar.advance(best_loss)``; ``enabled=False`` prints nothing."""
+
+    def __init__(self, total: int, label: str, enabled: bool = True) -> None:
+        self.total = total
+        self.label = label
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> RunProgress:
+        if self.enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.label, total=self.total, best="-")
+        return self
+
+    def advance(self, best: float | None, steps: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            text = "-" if best is None else f"{best:.6g}"
+            self._progress.update(self._task, advance=steps, best=text)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(kind, error, trace)

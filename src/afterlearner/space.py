@@ -1,0 +1,383 @@
+"""The ℵ-space: which numbers of a trained model are searched, and how.
+
+An :class:`Aleph` holds *entries*. Each entry knows its trained value, its identity (the candidate
+that leaves the model unchanged), its own search scale and bounds (as a Nevergrad parameter), and
+how to write a candidate into the model and restore the trained value bit for bit.
+
+Candidates travel as flat float vectors in *natural units*: offsets for ``mode="offset"``, factors
+for ``mode="scale"``, plain values for hyperparameters. ``aleph.identity()`` is the trained model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import nevergrad as ng
+import numpy as np
+import torch
+
+from afterlearner.errors import SpaceError
+
+Mode = Literal["offset", "scale"]
+Per = Literal["element", "row", "column", "tensor"]
+
+#: Default search step of an offset, relative to the root-mean-square of the tensor it shifts.
+OFFSET_STEP = 0.5
+#: Absolute offset step for a tensor that is all zeros (no magnitude to derive a step from).
+ZERO_TENSOR_STEP = 0.01
+#: Default search step of a multiplicative factor (factors start at 1).
+SCALE_STEP = 0.1
+#: Default relative step of an unbounded linear hyperparameter.
+HYPER_STEP = 0.1
+
+
+class Entry(Protocol):
+    """One named block of ℵ-scalars."""
+
+    name: str
+    size: int
+
+    def identity(self) -> np.ndarray: ...
+    def parameter(self) -> ng.p.Parameter: ...
+    def to_value(self, flat: np.ndarray) -> Any: ...
+    def write(self, flat: np.ndarray) -> None: ...
+    def restore(self) -> None: ...
+    def signature(self) -> dict[str, Any]: ...
+
+
+def _factor_shape(shape: torch.Size, per: Per, name: str) -> tuple[int, ...]:
+    """Shape of the searched block and how it broadcasts against the tensor."""
+    if per == "element":
+        return tuple(shape)
+    if per == "tensor":
+        return ()
+    if per == "row":
+        if len(shape) < 1:
+            raise SpaceError(f"{name}: per='row' needs a tensor with at least 1 dimension, got a scalar")
+        return (shape[0],)
+    if per == "column":
+        if len(shape) < 2:
+            raise SpaceError(f"{name}: per='column' needs at least 2 dimensions, got shape {tuple(shape)}")
+        return (shape[1],)
+    raise SpaceError(f"{name}: per must be 'element', 'row', 'column' or 'tensor', got {per!r}")
+
+
+def _broadcast_view(values: torch.Tensor, shape: torch.Size, per: Per) -> torch.Tensor:
+    if per == "row":
+        return values.view((-1,) + (1,) * (len(shape) - 1))
+    if per == "column":
+        return values.view((1, -1) + (1,) * (len(shape) - 2))
+    return values.view(()) if per == "tensor" else values.view(shape)
+
+
+@dataclass(eq=False)
+class TensorEntry:
+    """Offsets added to, or factors multiplied into, one tensor of the model."""
+
+    name: str
+    tensor: torch.Tensor
+    mode: Mode
+    per: Per
+    step: float
+    low: float | None = None
+    high: float | None = None
+    original: torch.Tensor = field(init=False, repr=False)
+    shape: tuple[int, ...] = field(init=False)
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.original = self.tensor.detach().clone()
+        self.shape = _factor_shape(self.tensor.shape, self.per, self.name)
+        self.size = int(np.prod(self.shape)) if self.shape else 1
+
+    def identity(self) -> np.ndarray:
+        return np.full(self.size, 0.0 if self.mode == "offset" else 1.0)
+
+    def parameter(self) -> ng.p.Parameter:
+        init = self.identity().reshape(self.shape) if self.shape else self.identity()
+        array = ng.p.Array(init=init, lower=self.low, upper=self.high) if self._bounded() else ng.p.Array(
+            init=init
+        )
+        return array.set_mutation(sigma=self.step)
+
+    def _bounded(self) -> bool:
+        return self.low is not None or self.high is not None
+
+    def to_value(self, flat: np.ndarray) -> np.ndarray:
+        return np.asarray(flat, dtype=float).reshape(self.shape if self.shape else (1,))
+
+    def write(self, flat: np.ndarray) -> None:
+        with torch.no_grad():
+            if np.array_equal(flat, self.identity()):
+                self.tensor.copy_(self.original)  # bit for bit, -0.0 included
+                return
+            values = torch.as_tensor(np.asarray(flat), dtype=self.original.dtype, device=self.original.device)
+            view = _broadcast_view(values, self.tensor.shape, self.per)
+            self.tensor.copy_(self.original + view if self.mode == "offset" else self.original * view)
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            self.tensor.copy_(self.original)
+
+    def signature(self) -> dict[str, Any]:
+        return {
+            "kind": "tensor", "name": self.name, "mode": self.mode, "per": self.per,
+            "shape": list(self.tensor.shape), "size": self.size,
+        }
+
+
+@dataclass(eq=False)
+class HyperEntry:
+    """A numeric attribute (or mapping item) of any Python object: a temperature, a beam width."""
+
+    name: str
+    owner: Any
+    attribute: str
+    low: float | None
+    high: float | None
+    log: bool
+    integer: bool
+    step: float | None
+    original: Any = field(init=False)
+    size: int = field(init=False, default=1)
+
+    def __post_init__(self) -> None:
+        self.original = _get(self.owner, self.attribute)
+
+    def identity(self) -> np.ndarray:
+        return np.array([float(self.original)])
+
+    def parameter(self) -> ng.p.Parameter:
+        init = float(self.original)
+        if self.log:
+            param: ng.p.Parameter = ng.p.Log(init=init, lower=self.low, upper=self.high)
+        else:
+            param = ng.p.Scalar(init=init, lower=self.low, upper=self.high)
+            if self.low is None or self.high is None:
+                param.set_mutation(sigma=self.step or (HYPER_STEP * abs(init) or HYPER_STEP))
+        if self.step is not None:
+            param.set_mutation(sigma=self.step)
+        if self.integer:
+            param.set_integer_casting()
+        return param
+
+    def to_value(self, flat: np.ndarray) -> float | int:
+        value = float(np.asarray(flat).reshape(-1)[0])
+        return int(round(value)) if self.integer else value
+
+    def write(self, flat: np.ndarray) -> None:
+        if np.array_equal(flat, self.identity()):
+            _set(self.owner, self.attribute, self.original)
+            return
+        _set(self.owner, self.attribute, self.to_value(flat))
+
+    def restore(self) -> None:
+        _set(self.owner, self.attribute, self.original)
+
+    def signature(self) -> dict[str, Any]:
+        return {
+            "kind": "hyper", "name": self.name, "low": self.low, "high": self.high,
+            "log": self.log, "integer": self.integer, "size": 1,
+        }
+
+
+def _get(owner: Any, attribute: str) -> Any:
+    if isinstance(owner, MutableMapping):
+        return owner[attribute]
+    return getattr(owner, attribute)
+
+
+def _set(owner: Any, attribute: str, value: Any) -> None:
+    if isinstance(owner, MutableMapping):
+        owner[attribute] = value
+    else:
+        setattr(owner, attribute, value)
+
+
+def _has(owner: Any, attribute: str) -> bool:
+    return attribute in owner if isinstance(owner, MutableMapping) else hasattr(owner, attribute)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+class Aleph:
+    """The ℵ-parameters of a model: the few numbers a retrofit searches, everything else frozen.
+
+    >>> aleph = Aleph(model)
+    >>> aleph.add("fc.bias")                            # offsets from the trained values
+    >>> aleph.add("fc.weight", mode="scale", per="row")  # one factor per output unit
+    >>> aleph.hyper(sampler, "temperature", low=0.1, high=10.0, log=True)
+    """
+
+    def __init__(self, model: torch.nn.Module | None = None) -> None:
+        self.model = model
+        self.entries: list[Entry] = []
+
+    # -- building -------------------------------------------------------------------------------
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        if self.model is None:
+            raise SpaceError("this Aleph has no model: create it as Aleph(model) to add tensors")
+        tensors: dict[str, torch.Tensor] = dict(self.model.named_buffers())
+        tensors.update(self.model.named_parameters())
+        return tensors
+
+    def add(
+        self,
+        pattern: str,
+        mode: Mode = "offset",
+        per: Per | None = None,
+        step: float | None = None,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> Aleph:
+        """Search the tensors whose names match ``pattern`` (an exact name or a glob).
+
+        ``mode="offset"`` adds a searched offset (``per`` defaults to ``"element"``);
+        ``mode="scale"`` multiplies by a searched factor (``per`` defaults to ``"tensor"``: one
+        factor per matched tensor). ``per="row"`` is one scalar per output unit (dimension 0),
+        ``per="column"`` one per input unit (dimension 1). ``step`` overrides the search step,
+        which is otherwise derived from the tensor's magnitude; ``low``/``high`` bound the values.
+        """
+        if mode not in ("offset", "scale"):
+            raise SpaceError(f"mode must be 'offset' or 'scale', got {mode!r}")
+        per = per or ("element" if mode == "offset" else "tensor")
+        _check_range(pattern, low, high, log=False)
+        tensors = self._tensors()
+        names = [pattern] if pattern in tensors else fnmatch.filter(tensors, pattern)
+        if not names:
+            close = difflib.get_close_matches(pattern, list(tensors), n=5, cutoff=0.5)
+            hint = f"; closest names: {', '.join(close)}" if close else f"; names include: {', '.join(list(tensors)[:8])}"
+            raise SpaceError(f"{pattern!r} matches no parameter of the model{hint}")
+        taken = {id(entry.tensor) for entry in self.entries if isinstance(entry, TensorEntry)}
+        new: list[TensorEntry] = []
+        for name in names:
+            tensor = tensors[name]
+            if id(tensor) in taken:
+                raise SpaceError(f"{name} is already in the ℵ-space: a parameter can be searched only once")
+            if not torch.is_floating_point(tensor):
+                raise SpaceError(f"{name} has dtype {tensor.dtype}: only floating-point tensors can be searched")
+            new.append(TensorEntry(name, tensor, mode, per, step or _default_step(tensor, mode), low, high))
+            taken.add(id(tensor))
+        self.entries.extend(new)
+        return self
+
+    def hyper(
+        self,
+        owner: Any,
+        attribute: str,
+        low: float | None = None,
+        high: float | None = None,
+        log: bool = False,
+        step: float | None = None,
+        name: str | None = None,
+        integer: bool | None = None,
+    ) -> Aleph:
+        """Search a numeric attribute of any object (or an item of a dict), between ``low`` and ``high``.
+
+        ``log=True`` searches on a log scale (the range must be positive). Integer attributes are
+        searched as integers unless ``integer=False``.
+        """
+        label = name or f"{type(owner).__name__}.{attribute}"
+        if not _has(owner, attribute):
+            close = difflib.get_close_matches(attribute, [a for a in dir(owner) if not a.startswith("_")], n=5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise SpaceError(f"{type(owner).__name__} has no attribute {attribute!r}{hint}")
+        value = _get(owner, attribute)
+        if not _is_number(value):
+            raise SpaceError(f"{label} is {value!r} of type {type(value).__name__}: only int or float can be searched")
+        _check_range(label, low, high, log)
+        if log and value <= 0:
+            raise SpaceError(f"{label}: log=True needs a positive current value, got {value}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise SpaceError(f"{label}: current value {value} lies outside [{low}, {high}]")
+        if any(isinstance(e, HyperEntry) and e.owner is owner and e.attribute == attribute for e in self.entries):
+            raise SpaceError(f"{label} is already in the ℵ-space")
+        is_int = isinstance(value, (int, np.integer)) if integer is None else integer
+        self.entries.append(HyperEntry(label, owner, attribute, low, high, log, is_int, step))
+        return self
+
+    # -- using ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return sum(entry.size for entry in self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{e.name}[{e.size}]" for e in self.entries)
+        return f"Aleph({len(self)} scalars: {parts})"
+
+    def check(self) -> None:
+        """Raise :class:`SpaceError` if nothing is searched."""
+        if not self.entries:
+            raise SpaceError("the ℵ-space is empty: add parameters with aleph.add(...) or aleph.hyper(...)")
+
+    def identity(self) -> np.ndarray:
+        """The candidate that leaves the model as trained."""
+        return np.concatenate([entry.identity() for entry in self.entries]) if self.entries else np.zeros(0)
+
+    def parametrization(self) -> ng.p.Tuple:
+        """A fresh Nevergrad parametrization of the space, starting at the identity."""
+        self.check()
+        return ng.p.Tuple(*(entry.parameter() for entry in self.entries))
+
+    def to_vector(self, value: Iterable[Any]) -> np.ndarray:
+        """Flatten a parametrization value (a tuple, one item per entry) into a vector."""
+        return np.concatenate([np.asarray(item, dtype=float).ravel() for item in value])
+
+    def to_value(self, vector: np.ndarray) -> tuple[Any, ...]:
+        """The parametrization value of a flat vector (inverse of :meth:`to_vector`)."""
+        vector = self._checked(vector)
+        return tuple(entry.to_value(chunk) for entry, chunk in zip(self.entries, self._split(vector), strict=True))
+
+    def write(self, vector: np.ndarray) -> None:
+        """Write a candidate into the model (always computed from the trained values, no drift)."""
+        vector = self._checked(vector)
+        for entry, chunk in zip(self.entries, self._split(vector), strict=True):
+            entry.write(chunk)
+
+    def restore(self) -> None:
+        """Put the trained values back, bit for bit."""
+        for entry in self.entries:
+            entry.restore()
+
+    def signature(self) -> list[dict[str, Any]]:
+        """What identifies this space in a store: names, modes, sizes, ranges."""
+        return [entry.signature() for entry in self.entries]
+
+    def labels(self) -> list[str]:
+        """One label per scalar, e.g. ``fc.bias[3]``."""
+        return [entry.name if entry.size == 1 else f"{entry.name}[{i}]" for entry in self.entries for i in range(entry.size)]
+
+    def _split(self, vector: np.ndarray) -> list[np.ndarray]:
+        bounds = np.cumsum([entry.size for entry in self.entries])[:-1]
+        return np.split(vector, bounds)
+
+    def _checked(self, vector: np.ndarray) -> np.ndarray:
+        vector = np.asarray(vector, dtype=float).ravel()
+        if vector.size != len(self):
+            raise SpaceError(f"candidate has {vector.size} values, the ℵ-space has {len(self)}")
+        return vector
+
+
+def _default_step(tensor: torch.Tensor, mode: Mode) -> float:
+    if mode == "scale":
+        return SCALE_STEP
+    rms = float(tensor.detach().double().pow(2).mean().sqrt()) if tensor.numel() else 0.0
+    return OFFSET_STEP * rms if rms > 0 and math.isfinite(rms) else ZERO_TENSOR_STEP
+
+
+def _check_range(label: str, low: float | None, high: float | None, log: bool) -> None:
+    if low is not None and high is not None and not low < high:
+        raise SpaceError(f"{label}: low must be < high, got low={low}, high={high}")
+    if log and (low is None or high is None):
+        raise SpaceError(f"{label}: log=True needs both low and high")
+    if log and low is not None and low <= 0:
+        raise SpaceError(f"{label}: a log-scale range must be positive, got low={low}")

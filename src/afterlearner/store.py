@@ -1,0 +1,224 @@
+"""The run journal: one SQLite file with the settings, every run and every evaluation.
+
+Each evaluation is committed as it happens (WAL mode, so another process can read the store while
+a run writes it, and a killed process loses nothing that was committed). A store belongs to one set
+of settings; opening it with other settings is refused rather than mixing two experiments.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from afterlearner.errors import StoreError
+
+FORMAT = "afterlearner-store"
+VERSION = "1"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+#: Settings that must match for a store to be resumed; the others are recorded for display only.
+IDENTITY_KEYS = ("space", "optimizer", "seed", "workers", "runs", "budget")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS study (
+    id INTEGER PRIMARY KEY CHECK (id = 1), settings TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_index INTEGER PRIMARY KEY, seed INTEGER NOT NULL, status TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL, initial_loss REAL, best_loss REAL, best_vector BLOB,
+    evaluations INTEGER NOT NULL DEFAULT 0, test_initial REAL, test_best REAL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, loss REAL,
+    status TEXT NOT NULL, error TEXT, wall_time REAL NOT NULL, finished REAL NOT NULL,
+    PRIMARY KEY (run_index, idx)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One journaled evaluation: the candidate, its loss (None when it failed) and why it failed."""
+
+    run_index: int
+    idx: int
+    vector: np.ndarray
+    loss: float | None
+    status: str
+    error: str | None
+    wall_time: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f8").tobytes()
+
+
+def _unblob(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype="<f8").copy()
+
+
+class Store:
+    """An open journal. Use :meth:`open`; close it (or use it as a context manager) when done."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool) -> None:
+        self.path = path
+        self.connection = connection
+        self.readonly = readonly
+
+    # -- opening --------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, readonly: bool = False) -> Store:
+        """Open (or, unless ``readonly``, create) a store, refusing files that are not one."""
+        path = Path(path)
+        exists = path.exists() and path.stat().st_size > 0
+        if readonly and not exists:
+            raise StoreError(f"{path}: no such store")
+        if exists:
+            with path.open("rb") as handle:
+                if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                    raise StoreError(f"{path} is not an afterlearner store (not an SQLite file)")
+        try:
+            if readonly:
+                connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            else:
+                connection = sqlite3.connect(path, timeout=30)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            store = cls(path, connection, readonly)
+            store._check(exists)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path} is corrupt or not an afterlearner store: {error}") from error
+        return store
+
+    def _check(self, exists: bool) -> None:
+        if exists:
+            check = self.connection.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(f"{self.path} is corrupt: {check}")
+            tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "meta" not in tables:
+                raise StoreError(f"{self.path} is an SQLite file but not an afterlearner store")
+            meta = dict(self.connection.execute("SELECT key, value FROM meta"))
+            if meta.get("format") != FORMAT:
+                raise StoreError(f"{self.path} is an SQLite file but not an afterlearner store")
+            if meta.get("version") != VERSION:
+                raise StoreError(f"{self.path} has store version {meta.get('version')}, this afterlearner reads {VERSION}")
+        if not self.readonly:
+            with self.connection:
+                self.connection.executescript(SCHEMA)
+                self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
+                self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (VERSION,))
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        with self.connection:
+            yield self.connection
+
+    # -- settings -------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any] | None:
+        row = self.connection.execute("SELECT settings FROM study WHERE id = 1").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def bind(self, settings: dict[str, Any]) -> None:
+        """Record ``settings`` in a new store, or check that they match an existing one."""
+        settings = json.loads(json.dumps(settings))  # normalise (tuples → lists, keys → str)
+        existing = self.settings()
+        if existing is None:
+            with self._write() as db:
+                db.execute("INSERT INTO study VALUES (1, ?, ?)", (json.dumps(settings, sort_keys=True), time.time()))
+            return
+        differences = [
+            f"{key}: store has {_short(existing.get(key))}, this run has {_short(settings.get(key))}"
+            for key in IDENTITY_KEYS
+            if existing.get(key) != settings.get(key)
+        ]
+        if differences:
+            raise StoreError(
+                f"{self.path} was made with other settings and cannot be resumed with these "
+                f"({'; '.join(differences)}); use another store file"
+            )
+
+    # -- runs and evaluations -------------------------------------------------------------------
+    def start_run(self, run_index: int, seed: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs (run_index, seed, status, started) VALUES (?, ?, 'running', ?)",
+                (run_index, seed, time.time()),
+            )
+            db.execute("UPDATE runs SET status = 'running' WHERE run_index = ?", (run_index,))
+
+    def record(self, evaluation: Evaluation) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    evaluation.run_index, evaluation.idx, _blob(evaluation.vector), evaluation.loss,
+                    evaluation.status, evaluation.error, evaluation.wall_time, time.time(),
+                ),
+            )
+            db.execute(
+                "UPDATE runs SET evaluations = evaluations + 1 WHERE run_index = ?", (evaluation.run_index,)
+            )
+
+    def finish_run(self, run_index: int, status: str, **fields: Any) -> None:
+        allowed = {"initial_loss", "best_loss", "best_vector", "test_initial", "test_best"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown run fields {sorted(unknown)}")
+        if "best_vector" in fields and fields["best_vector"] is not None:
+            fields["best_vector"] = _blob(fields["best_vector"])
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE runs SET status = ?, finished = ?{', ' if fields else ''}{assignments} WHERE run_index = ?",
+                (status, time.time(), *fields.values(), run_index),
+            )
+
+    def evaluations(self, run_index: int | None = None) -> list[Evaluation]:
+        query = "SELECT run_index, idx, vector, loss, status, error, wall_time FROM evaluations"
+        rows = (
+            self.connection.execute(query + " ORDER BY run_index, idx")
+            if run_index is None
+            else self.connection.execute(query + " WHERE run_index = ? ORDER BY idx", (run_index,))
+        )
+        return [Evaluation(r[0], r[1], _unblob(r[2]), r[3], r[4], r[5], r[6]) for r in rows]  # type: ignore[arg-type]
+
+    def runs(self) -> list[dict[str, Any]]:
+        cursor = self.connection.execute("SELECT * FROM runs ORDER BY run_index")
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor]
+        for row in rows:
+            row["best_vector"] = _unblob(row["best_vector"])
+        return rows
+
+    def run(self, run_index: int) -> dict[str, Any] | None:
+        return next((row for row in self.runs() if row["run_index"] == run_index), None)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,63 @@
+"""A task: what ``afterlearner run`` retrofits. A task file has a factory function returning one."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from afterlearner.errors import TaskError
+from afterlearner.space import Aleph
+
+
+@dataclass
+class Task:
+    """The ℵ-space, the ℵ-loss and, optionally, a held-out loss and the ℵ-dataset size ``n``.
+
+    ``budget`` and ``optimizer`` are the task's recommended defaults; the command line overrides them.
+    """
+
+    aleph: Aleph
+    loss: Callable[[Any], object]
+    test_loss: Callable[[Any], object] | None = None
+    name: str | None = None
+    n: int | None = None
+    budget: int | None = None
+    optimizer: str | None = None
+    description: str = ""
+
+
+def split_spec(spec: str) -> tuple[Path, str]:
+    """``"path/to/task.py:factory"`` → (path, factory name); the name defaults to ``task``."""
+    path, _, factory = spec.rpartition(":") if spec.rpartition(":")[0].endswith(".py") else (spec, "", "task")
+    return Path(path), factory or "task"
+
+
+def load_task(spec: str, **kwargs: Any) -> Task:
+    """Import ``path/to/task.py`` and call its factory; raises :class:`TaskError` if anything is off."""
+    path, factory_name = split_spec(spec)
+    if not path.is_file():
+        raise TaskError(f"task file {path} does not exist")
+    module_name = f"afterlearner_task_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise TaskError(f"cannot import {path} as a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        raise TaskError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        names = [name for name in vars(module) if callable(vars(module)[name]) and not name.startswith("_")]
+        raise TaskError(f"{path} has no function {factory_name!r}; its callables: {', '.join(names)}")
+    task = factory(**kwargs)
+    if not isinstance(task, Task):
+        raise TaskError(f"{spec} returned {type(task).__name__}, not an afterlearner.Task")
+    if task.name is None:
+        task.name = f"{path.stem}:{factory_name}"
+    return task
