@@ -7,6 +7,16 @@ Each experiment is a module in this package exposing:
 * ``make_task(reduced: bool = False) -> afterlearner.Task``: the task (``reduced=True`` is the
   small version the test suite runs).
 
+Optional hooks, used by ``afterlearner reproduce`` (see :mod:`afterlearner.reproduce`):
+
+* ``METRIC``: a short name of the ℵ-loss for the results table (e.g. ``"1 − δ1"``);
+* ``BOUND_NOTE``: a sentence printed beside the bound, e.g. when the ℵ-loss is not a mean of
+  per-sample losses in [0, 1] and the bound's assumptions do not hold;
+* ``extra_metrics(task) -> dict[str, float]``: more held-out metrics, called with the model as
+  trained and again as retrofitted (e.g. δ2, δ3, AbsRel beside δ1);
+* ``after_reproduce(task, result, out: Path) -> list[Path]``: write extra artefacts under ``out``
+  (e.g. sample images before and after) and return their paths, which ``results.md`` shows.
+
 ``afterlearner reproduce NAME`` runs one; ``afterlearner reproduce all`` runs every one and writes
 ``docs/results.md``.
 """

@@ -1,0 +1,74 @@
+"""``afterlearner reproduce NAME|all``: re-run an original experiment and update the results table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reproduce", help="re-run a re-created original experiment (or all) and update docs/results.md"
+    )
+    parser.add_argument("name", help="an experiment name, 'all', or 'list' to list them")
+    parser.add_argument("--budget", type=int, default=None, help="evaluations (default: the experiment's)")
+    parser.add_argument("--seed", type=int, default=0, help="optimizer seed (default 0)")
+    parser.add_argument("--reduced", action="store_true", help="the small version the test suite runs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--out", default="docs", help="folder of results.json, results.md and results/ (default docs)"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from afterlearner import experiments
+    from afterlearner.errors import ConfigError
+    from afterlearner.reproduce import record, run_experiment
+
+    console = Console()
+    if args.name == "list":
+        for name in sorted(experiments.REGISTRY):
+            console.print(f"{name}: {experiments.load(name).TITLE}")
+        return 0
+    if args.name == "all":
+        names = sorted(experiments.REGISTRY)
+        if not names:
+            raise ConfigError("no experiment is registered in afterlearner.experiments.REGISTRY")
+    elif args.name in experiments.REGISTRY:
+        names = [args.name]
+    else:
+        known = ", ".join(sorted(experiments.REGISTRY)) or "none yet"
+        raise ConfigError(f"unknown experiment {args.name!r}; known: {known} (or 'all', 'list')")
+    failed = []
+    for name in names:
+        if not args.quiet:
+            console.print(f"[bold]{name}[/bold]")
+        try:
+            row, _ = run_experiment(
+                name, budget=args.budget, seed=args.seed, reduced=args.reduced, progress=not args.quiet,
+                out=args.out,
+            )
+        except Exception as error:  # noqa: BLE001 - 'all' goes on with the other experiments
+            if len(names) == 1:
+                raise
+            failed.append(name)
+            print(f"afterlearner: {name} failed: {type(error).__name__}: {error}", file=sys.stderr)
+            continue
+        record(row, args.out)
+        console.print(
+            f"{name}: {row['metric']} ℵ {_fmt(row['aleph_before'])} → {_fmt(row['aleph_after'])}, held-out "
+            f"{_fmt(row['test_before'])} → {_fmt(row['test_after'])} (gain {row['verdict']}), "
+            f"{row['evaluations']} evaluations, {row['wall_time']:.0f} s"
+        )
+    console.print(f"results: {args.out}/results.md")
+    if failed:
+        print(f"afterlearner: failed experiments: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

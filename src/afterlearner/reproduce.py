@@ -1,0 +1,225 @@
+"""Re-running the original experiments and keeping their results table (``afterlearner reproduce``).
+
+One experiment run gives one *row*: the ℵ-loss before and after on the ℵ-set and on held-out data,
+evaluations, optimizer, wall time and the overfitting bound. Rows live in ``OUT/results.json``
+(one row per experiment name, replaced when it is run again, so runs of different experiments
+accumulate, and a file lock keeps two concurrent runs from losing each other's rows).
+``OUT/results.md`` is rewritten from the rows after every run, with one convergence plot per
+experiment at ``OUT/results/NAME.png``.
+
+The held-out verdict is stated plainly: a gain that does not hold on held-out data is marked so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from afterlearner import experiments
+from afterlearner.errors import ConfigError
+from afterlearner.report import plot_convergence
+from afterlearner.retrofit import RetrofitResult, retrofit
+from afterlearner.task import Task
+
+#: The confidence level of the reported bound.
+DELTA = 0.05
+#: Differences smaller than this count as "no change" in the held-out verdict.
+TOLERANCE = 1e-9
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+PLOTS_DIR = "results"
+
+
+def verdict(aleph_before: float | None, aleph_after: float | None, test_before: float | None,
+            test_after: float | None) -> str:
+    """A plain-words statement of whether the ℵ-set gain holds on held-out data."""
+    if aleph_before is None or aleph_after is None:
+        return "no successful evaluation"
+    if not aleph_after < aleph_before - TOLERANCE:
+        return "no gain found on the ℵ-set"
+    if test_before is None or test_after is None:
+        return "no held-out set"
+    if test_after < test_before - TOLERANCE:
+        return "holds"
+    if abs(test_after - test_before) <= TOLERANCE:
+        return "does NOT hold (held-out unchanged)"
+    return "does NOT hold (held-out worse)"
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _hook(module: ModuleType, name: str) -> Any:
+    hook = getattr(module, name, None)
+    return hook if callable(hook) else None
+
+
+def run_experiment(
+    name: str,
+    budget: int | None = None,
+    seed: int = 0,
+    reduced: bool = False,
+    progress: bool = True,
+    out: str | Path = "docs",
+) -> tuple[dict[str, Any], RetrofitResult]:
+    """Build experiment ``name``'s task, retrofit it and return (its results row, the result).
+
+    Writes the convergence plot ``OUT/results/NAME.png`` and whatever the module's
+    ``after_reproduce`` hook writes; does not touch the results table (see :func:`record`).
+    """
+    module = experiments.load(name)
+    budget = budget if budget is not None else int(module.DEFAULT_BUDGET)
+    if budget < 1:
+        raise ConfigError(f"budget must be >= 1, got {budget}")
+    out = Path(out)
+    started = time.perf_counter()
+    task: Task = module.make_task(reduced=reduced)
+    setup_time = time.perf_counter() - started
+    extra_metrics = _hook(module, "extra_metrics")
+    extra_before = extra_metrics(task) if extra_metrics else {}
+    result = retrofit(
+        task.aleph, task.loss, budget=budget, optimizer=module.DEFAULT_OPTIMIZER, seed=seed,
+        test_loss=task.test_loss, n=task.n, progress=progress, name=task.name or name,
+    )
+    extra_after = extra_metrics(task) if extra_metrics else {}
+    metric = getattr(module, "METRIC", "ℵ-loss")
+    plot_path = out / PLOTS_DIR / f"{name}.png"
+    plot = plot_convergence({name: result.losses()}, plot_path, title=f"{name}: {metric}")
+    after_reproduce = _hook(module, "after_reproduce")
+    artefacts = [Path(p) for p in after_reproduce(task, result, out)] if after_reproduce else []
+    bound = result.bound(delta=DELTA) if task.n is not None else None
+    row = {
+        "name": name,
+        "title": getattr(module, "TITLE", name),
+        "metric": metric,
+        "reduced": reduced,
+        "seed": seed,
+        "budget": budget,
+        "optimizer": result.optimizer,
+        "aleph_scalars": len(task.aleph),
+        "n": task.n,
+        "evaluations": result.evaluations,
+        "failures": result.failures,
+        "aleph_before": _finite(result.initial_loss),
+        "aleph_after": _finite(result.best_loss),
+        "test_before": _finite(result.test_initial),
+        "test_after": _finite(result.test_best),
+        "verdict": verdict(result.initial_loss, result.best_loss, result.test_initial, result.test_best),
+        "bound": _finite(bound),
+        "bound_note": getattr(module, "BOUND_NOTE", "")
+        or ("" if bound is not None else f"none: {result.optimizer} is not comparison-based"),
+        "extra_before": extra_before,
+        "extra_after": extra_after,
+        "wall_time": round(result.wall_time, 2),
+        "setup_time": round(setup_time, 2),
+        "plot": _relative(plot, out),
+        "artefacts": [_relative(path, out) for path in artefacts],
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return row, result
+
+
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(out.resolve()))
+    except ValueError:
+        return str(path)
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"{RESULTS_JSON}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_rows(out: str | Path) -> list[dict[str, Any]]:
+    """The rows kept in ``OUT/results.json`` (empty if there is none yet)."""
+    path = Path(out) / RESULTS_JSON
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); fix or delete it") from error
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and "name" in row for row in rows):
+        raise ConfigError(f"{path} is not a list of result rows; fix or delete it")
+    return rows
+
+
+def record(row: dict[str, Any], out: str | Path = "docs") -> list[dict[str, Any]]:
+    """Add or replace ``row`` (by name) in ``OUT/results.json`` and rewrite ``OUT/results.md``."""
+    out = Path(out)
+    with _locked(out):
+        rows = [old for old in load_rows(out) if old["name"] != row["name"]] + [row]
+        rows.sort(key=lambda r: r["name"])
+        path = out / RESULTS_JSON
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+        temporary.replace(path)
+        (out / RESULTS_MD).write_text(render_markdown(rows))
+    return rows
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_markdown(rows: list[dict[str, Any]]) -> str:
+    """``results.md``: the table, then one section per experiment with its plot and extra metrics."""
+    lines = [
+        "# Results of the re-created experiments",
+        "",
+        "Written by `afterlearner reproduce` (do not edit by hand; rerun `afterlearner reproduce all`).",
+        "Losses are ℵ-losses (lower is better). *Held-out gain* says whether the gain found on the",
+        f"ℵ-set also shows on the disjoint held-out set. ε is the overfitting bound (δ = {DELTA}) of",
+        "`afterlearner.bound`: with probability ≥ 1 − δ, |held-out − ℵ| ≤ ε for the returned point",
+        "(for comparison-based optimizers and ℵ-losses that are means of per-sample losses in [0, 1]).",
+        "",
+        "| experiment | ℵ-loss | ℵ before | ℵ after | held-out before | held-out after | held-out gain "
+        "| evaluations | optimizer | wall time | n | ε |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = row["name"] + (" (reduced)" if row.get("reduced") else "")
+        bound = _fmt(row.get("bound"), 3) if row.get("bound") is not None else "none"
+        lines.append(
+            f"| {name} | {row['metric']} | {_fmt(row['aleph_before'])} | {_fmt(row['aleph_after'])} "
+            f"| {_fmt(row['test_before'])} | {_fmt(row['test_after'])} | {row['verdict']} "
+            f"| {row['evaluations']} ({row['failures']} failed) | {row['optimizer']} "
+            f"| {row['wall_time']:.0f} s "
+            f"| {row['n'] if row['n'] is not None else '-'} | {bound} |"
+        )
+    for row in rows:
+        lines += ["", f"## {row['name']}", "", row["title"], ""]
+        lines.append(
+            f"{row['aleph_scalars']} ℵ-scalars, budget {row['budget']}, seed {row['seed']}, "
+            f"task set-up {row['setup_time']:.0f} s, retrofit {row['wall_time']:.0f} s, run {row['date']}."
+        )
+        if row.get("bound_note"):
+            lines += ["", f"Bound: {row['bound_note']}"]
+        extras = sorted(set(row.get("extra_before", {})) | set(row.get("extra_after", {})))
+        if extras:
+            lines += ["", "| held-out metric | trained | retrofitted |", "|---|---|---|"]
+            for key in extras:
+                lines.append(
+                    f"| {key} | {_fmt(row['extra_before'].get(key))} | {_fmt(row['extra_after'].get(key))} |"
+                )
+        lines += ["", f"![convergence of {row['name']}]({row['plot']})"]
+        for artefact in row.get("artefacts", []):
+            shown = f"![{Path(artefact).stem}]({artefact})" if artefact.endswith(".png") else f"- {artefact}"
+            lines += ["", shown]
+    return "\n".join(lines) + "\n"

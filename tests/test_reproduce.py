@@ -1,0 +1,132 @@
+"""`afterlearner reproduce`: rows accumulate in results.json, results.md and plots are written."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+from afterlearner import experiments
+from afterlearner.cli import main
+from afterlearner.reproduce import load_rows, render_markdown, verdict
+
+TOY = textwrap.dedent(
+    '''
+    """A toy experiment: shift a bias so that a threshold classifier gets more points right."""
+    import numpy as np
+    import torch
+
+    from afterlearner.space import Aleph
+    from afterlearner.task import Task
+
+    TITLE = "toy threshold"
+    METRIC = "error rate"
+    DEFAULT_BUDGET = 30
+    DEFAULT_OPTIMIZER = "OnePlusOne"
+    SHIFT = {shift}
+
+    def _error(model, x):
+        with torch.no_grad():
+            return float(((model(x) > 0).float().squeeze(1) != (x.squeeze(1) > SHIFT).float()).float().mean())
+
+    def make_task(reduced=False):
+        torch.manual_seed(0)
+        rng = np.random.default_rng(0)
+        x_aleph = torch.tensor(rng.normal(size=(200 if not reduced else 50, 1)), dtype=torch.float32)
+        x_test = torch.tensor(rng.normal(size=(400, 1)), dtype=torch.float32)
+        model = torch.nn.Linear(1, 1)
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+            model.bias.fill_(0.0)
+        aleph = Aleph(model).add("bias", step=0.3)
+        return Task(aleph, lambda m: _error(m, x_aleph), lambda m: _error(m, x_test), n=len(x_aleph))
+
+    def extra_metrics(task):
+        return {{"bias": float(task.aleph.model.bias.detach())}}
+    '''
+)
+
+
+@pytest.fixture
+def toy_experiments(tmp_path, monkeypatch):
+    package = tmp_path / "toyexp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "shifted.py").write_text(TOY.format(shift=0.7))
+    (package / "unshifted.py").write_text(TOY.format(shift=0.0))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = {"shifted": "toyexp.shifted", "unshifted": "toyexp.unshifted"}
+    monkeypatch.setattr(experiments, "REGISTRY", registry)
+    yield tmp_path / "out"
+    for name in ("toyexp", "toyexp.shifted", "toyexp.unshifted"):
+        sys.modules.pop(name, None)
+
+
+def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
+    out = toy_experiments
+    assert main(["reproduce", "shifted", "--quiet", "--out", str(out)]) == 0
+    rows = load_rows(out)
+    assert [row["name"] for row in rows] == ["shifted"]
+    row = rows[0]
+    assert row["evaluations"] == 30 and row["optimizer"] == "OnePlusOne" and row["n"] == 200
+    assert row["aleph_after"] < row["aleph_before"] and row["verdict"] == "holds"
+    assert row["test_after"] < row["test_before"]
+    assert row["bound"] is not None and 0 < row["bound"] < 1
+    assert row["extra_before"]["bias"] == 0.0 and row["extra_after"]["bias"] < 0.0
+    assert (out / "results" / "shifted.png").stat().st_size > 1000
+
+    assert main(["reproduce", "all", "--quiet", "--out", str(out), "--budget", "10", "--seed", "3"]) == 0
+    rows = load_rows(out)
+    assert [row["name"] for row in rows] == ["shifted", "unshifted"]
+    assert all(row["budget"] == 10 and row["seed"] == 3 for row in rows)
+    unshifted = rows[1]
+    assert unshifted["aleph_before"] == 0.0 and unshifted["verdict"] == "no gain found on the ℵ-set"
+    markdown = (out / "results.md").read_text()
+    assert "| shifted | error rate |" in markdown and "| unshifted | error rate |" in markdown
+    assert "![convergence of unshifted](results/unshifted.png)" in markdown
+    assert json.loads((out / "results.json").read_text()) == rows
+
+
+def test_reduced_rows_are_marked(toy_experiments):
+    out = toy_experiments
+    assert main(["reproduce", "shifted", "--quiet", "--reduced", "--out", str(out), "--budget", "5"]) == 0
+    row = load_rows(out)[0]
+    assert row["reduced"] is True and row["n"] == 50
+    assert "| shifted (reduced) |" in (out / "results.md").read_text()
+
+
+def test_unknown_experiment_is_a_clear_error(toy_experiments, capsys):
+    assert main(["reproduce", "nope", "--out", str(toy_experiments)]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_corrupt_results_file_is_reported(toy_experiments, capsys):
+    toy_experiments.mkdir()
+    (toy_experiments / "results.json").write_text("{not json")
+    assert main(["reproduce", "shifted", "--quiet", "--out", str(toy_experiments), "--budget", "3"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_verdict_says_when_a_gain_does_not_hold():
+    assert verdict(0.5, 0.4, 0.5, 0.45) == "holds"
+    assert verdict(0.5, 0.4, 0.5, 0.5) == "does NOT hold (held-out unchanged)"
+    assert verdict(0.5, 0.4, 0.5, 0.6) == "does NOT hold (held-out worse)"
+    assert verdict(0.5, 0.5, 0.5, 0.5) == "no gain found on the ℵ-set"
+    assert verdict(None, None, None, None) == "no successful evaluation"
+
+
+def test_markdown_of_a_non_comparison_based_run_says_none():
+    row = {
+        "name": "x", "title": "t", "metric": "m", "reduced": False, "seed": 0, "budget": 5,
+        "optimizer": "NGOpt",
+        "aleph_scalars": 1, "n": 10, "evaluations": 5, "failures": 0, "aleph_before": 1.0, "aleph_after": 0.5,
+        "test_before": 1.0, "test_after": 0.9, "verdict": "holds", "bound": None,
+        "bound_note": "none: NGOpt is not comparison-based", "extra_before": {}, "extra_after": {},
+        "wall_time": 1.0, "setup_time": 0.1, "plot": "results/x.png", "artefacts": ["results/x_samples.png"],
+        "date": "today",
+    }
+    markdown = render_markdown([row])
+    assert "| 10 | none |" in markdown and "Bound: none: NGOpt" in markdown
+    assert "![x_samples](results/x_samples.png)" in markdown
