@@ -1,0 +1,38 @@
+"""Online mode: retrofitting from human feedback (comparisons), with a web page.
+
+* :mod:`~afterlearner.online.session`: :class:`FeedbackSession` (propose k candidates, take answers,
+  tell a comparison-based optimizer; anytime; persistent and resumable).
+* :mod:`~afterlearner.online.feedback`: the answer kinds and how each becomes tells.
+* :mod:`~afterlearner.online.render`: PNG / WAV / text renderings.
+* :mod:`~afterlearner.online.task`: :class:`FeedbackTask`, what a task file's factory returns.
+* :mod:`~afterlearner.online.server`: the FastAPI page (``afterlearner feedback serve``).
+* :mod:`~afterlearner.online.digits`: the demo (steer a digit generator) and a simulated user.
+"""
+
+from afterlearner.online.feedback import (
+    CURRENT,
+    Best,
+    Feedback,
+    FeedbackError,
+    NoneBetter,
+    Pair,
+    Ranking,
+    Tells,
+)
+from afterlearner.online.render import Rendering, image, sound, text
+from afterlearner.online.session import (
+    Candidate,
+    FeedbackSession,
+    Progress,
+    Proposal,
+    SessionError,
+    SessionFinished,
+    StaleProposal,
+    UnknownProposal,
+)
+
+__all__ = [
+    "CURRENT", "Best", "Candidate", "Feedback", "FeedbackError", "FeedbackSession", "NoneBetter", "Pair",
+    "Progress", "Proposal", "Ranking", "Rendering", "SessionError", "SessionFinished", "StaleProposal",
+    "Tells", "UnknownProposal", "image", "sound", "text",
+]
