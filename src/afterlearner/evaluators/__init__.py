@@ -2,6 +2,14 @@
 
 Every evaluator takes a list of candidate vectors and yields ``(position, Outcome)`` pairs as the
 evaluations complete, so the retrofit loop can journal each one at once.
+
+* :class:`SequentialEvaluator`: write each candidate into the model, call the loss (any loss).
+* :class:`~afterlearner.evaluators.cache.CachedEvaluator`: a :class:`~afterlearner.losses.DatasetLoss`
+  with the frozen prefix of the network computed once.
+* :class:`~afterlearner.evaluators.batched.BatchedEvaluator`: the λ candidates of a population in one
+  ``vmap``-ed forward pass (with or without the prefix cache).
+* :class:`~afterlearner.evaluators.processes.ProcessEvaluator`: worker processes on this machine.
+* :class:`~afterlearner.evaluators.dask.DaskEvaluator`: workers of a Dask cluster.
 """
 
 from __future__ import annotations
@@ -17,5 +25,23 @@ __all__ = ["Evaluator", "Outcome", "SequentialEvaluator", "default_evaluator", "
 
 
 def default_evaluator(aleph: Aleph, loss: Callable[[Any], object], workers: int) -> Evaluator:
-    """The evaluator ``retrofit`` uses when none is given."""
+    """The evaluator ``retrofit`` uses when none is given.
+
+    An opaque loss is called in this process, one candidate at a time. A
+    :class:`~afterlearner.losses.DatasetLoss` gets the accelerations that cannot change its value:
+    the frozen prefix cached when a boundary is found automatically, and, when ``workers`` (λ) > 1,
+    the population evaluated with ``vmap`` if that measures faster than a loop.
+    """
+    from afterlearner.losses import DatasetLoss
+
+    if not isinstance(loss, DatasetLoss) or aleph.model is None:
+        return SequentialEvaluator(aleph, loss)
+    from afterlearner.evaluators.batched import BatchedEvaluator
+    from afterlearner.evaluators.cache import CachedEvaluator, try_prefix_cache
+
+    cache = try_prefix_cache(aleph, loss)
+    if workers > 1:
+        return BatchedEvaluator(aleph, loss, cache=cache, mode="auto")
+    if cache is not None:
+        return CachedEvaluator(aleph, loss, cache=cache)
     return SequentialEvaluator(aleph, loss)

@@ -1,0 +1,365 @@
+"""Frozen-prefix caching: compute the part of the network before every ℵ-parameter once.
+
+When every ℵ-parameter is used after some modules of the network have produced their outputs, those
+outputs do not depend on the candidate. :class:`PrefixCache` finds such *boundary modules*, records
+their outputs on the ℵ-dataset once, and replays them: while the cache is active, a boundary
+module's ``forward`` returns its recorded output instead of computing, so each candidate only runs
+what comes after. Everything else (the model's own forward code, hyperparameters, control flow)
+still runs live, which keeps the result identical to the uncached loss.
+
+How the boundary is found: one probe forward pass on the first batch, with hooks on every module
+recording when each module finishes, and a ``TorchFunctionMode`` recording when an ℵ-tensor is first
+used by any torch function. A module is a valid boundary if it runs exactly once and finishes
+before that first use; the automatic choice is every valid module not inside another valid one.
+Every such module is cached (a module whose output only feeds another cached module still costs
+memory, but skipping it would mean running it). A hyperparameter of a module counts as used when that module starts; a hyperparameter of any other
+object cannot be located, so automatic caching is off for such spaces (a boundary named by the user
+is then trusted for them).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+
+from afterlearner.errors import ConfigError
+from afterlearner.evaluators.base import Outcome, measure
+from afterlearner.losses import DatasetLoss, concat
+from afterlearner.space import Aleph, HyperEntry, TensorEntry
+
+
+class BoundaryError(ConfigError):
+    """A cache boundary cannot be used: unknown module, run more than once, or an ℵ-parameter before it."""
+
+
+class CacheWarning(UserWarning):
+    """The prefix cache was not used (too big for the memory limit); evaluation falls back to full passes."""
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_bytes(limit: int | float | str | None) -> int | None:
+    """``"512MiB"``, ``"2GB"``, ``1e9`` → a number of bytes (None stays None: no limit)."""
+    if limit is None:
+        return None
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+        if limit < 0:
+            raise ConfigError(f"a memory limit must be >= 0, got {limit}")
+        return int(limit)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", str(limit))
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ConfigError(f"cannot read {limit!r} as a memory size (examples: 500MB, 2GiB, 1e9)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def human_bytes(count: float) -> str:
+    """A byte count for people: ``1.5 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+class _Uses(TorchFunctionMode):
+    """Logs, in event order, the first time each watched tensor is an operand of a torch function."""
+
+    def __init__(self, watched: dict[int, str], log: Callable[[str, str], None]) -> None:
+        super().__init__()
+        self.watched = watched
+        self.log = log
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        for leaf in pytree.tree_leaves((args, kwargs)):
+            if isinstance(leaf, torch.Tensor) and id(leaf) in self.watched:
+                self.log("use", self.watched[id(leaf)])
+        return func(*args, **kwargs)
+
+
+@dataclass
+class Probe:
+    """What one forward pass showed: module exits, call counts, and the first use of an ℵ-parameter."""
+
+    exits: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    cacheable: dict[str, bool] = field(default_factory=dict)
+    output_bytes: dict[str, int] = field(default_factory=dict)
+    first_use: int | None = None
+    first_user: str | None = None
+    unlocatable: list[str] = field(default_factory=list)
+    events: int = 0
+
+
+def _cacheable(output: Any) -> tuple[bool, int]:
+    leaves = pytree.tree_leaves(output)
+    tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+    plain = all(isinstance(leaf, (torch.Tensor, int, float, bool, type(None))) for leaf in leaves)
+    return bool(tensors) and plain, sum(t.numel() * t.element_size() for t in tensors)
+
+
+def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
+    """Run the first batch once and record where the ℵ-parameters are first used."""
+    model = aleph.model
+    if model is None:
+        raise BoundaryError("prefix caching needs an Aleph built on a model")
+    result = Probe()
+    watched = {id(e.tensor): e.name for e in aleph.entries if isinstance(e, TensorEntry)}
+    module_names = {id(module): name for name, module in model.named_modules()}
+    hyper_owners: dict[int, str] = {}
+    for entry in aleph.entries:
+        if isinstance(entry, HyperEntry):
+            if id(entry.owner) in module_names:
+                hyper_owners[id(entry.owner)] = entry.name
+            else:
+                result.unlocatable.append(entry.name)
+
+    def log(kind: str, name: str) -> None:
+        if kind == "use" and result.first_use is None:
+            result.first_use, result.first_user = result.events, name
+        result.events += 1
+
+    def before(module: torch.nn.Module, args: Any) -> None:
+        if id(module) in hyper_owners:
+            log("use", hyper_owners[id(module)])
+
+    def after(module: torch.nn.Module, args: Any, output: Any) -> None:
+        name = module_names[id(module)]
+        result.exits[name] = result.events
+        result.calls[name] = result.calls.get(name, 0) + 1
+        result.cacheable[name], result.output_bytes[name] = _cacheable(output)
+        log("exit", name)
+
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(before))
+        handles.append(module.register_forward_hook(after))
+    try:
+        with torch.no_grad(), _Uses(watched, log):
+            loss.run_batch(model, 0)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return result
+
+
+def _valid(name: str, found: Probe) -> bool:
+    before_use = found.first_use is None or found.exits[name] < found.first_use
+    return found.calls.get(name) == 1 and found.cacheable[name] and before_use
+
+
+def _inside(name: str, outer: str) -> bool:
+    return outer == "" and name != "" or name.startswith(outer + ".")
+
+
+def automatic_boundaries(found: Probe) -> list[str]:
+    """Every valid boundary module that is not inside another valid one, in the order they finish."""
+    if found.unlocatable:
+        return []
+    valid = [name for name in found.exits if _valid(name, found)]
+    outer = [name for name in valid if not any(_inside(name, other) for other in valid if other != name)]
+    return sorted(outer, key=lambda name: found.exits[name])
+
+
+def check_boundaries(names: Sequence[str], aleph: Aleph, found: Probe) -> list[str]:
+    """The user's boundaries, or a :class:`BoundaryError` saying why one cannot be used."""
+    assert aleph.model is not None
+    modules = dict(aleph.model.named_modules())
+    for name in names:
+        if name not in modules:
+            close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.4)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise BoundaryError(f"boundary {name!r} is not a module of the model{hint}")
+        inside = [e.name for e in aleph.entries if isinstance(e, TensorEntry) and _inside(e.name, name)]
+        if inside:
+            raise BoundaryError(f"boundary {name!r} contains the ℵ-parameter {inside[0]}: it cannot be cached")
+        calls = found.calls.get(name, 0)
+        if calls != 1:
+            raise BoundaryError(f"boundary {name!r} runs {calls} times per forward pass; a boundary must run once")
+        if not found.cacheable[name]:
+            raise BoundaryError(f"boundary {name!r} returns something other than tensors: it cannot be cached")
+        if found.first_use is not None and found.exits[name] > found.first_use:
+            raise BoundaryError(
+                f"boundary {name!r} has the ℵ-parameter {found.first_user} before it: {found.first_user} is used "
+                f"before {name!r} finishes, so its output depends on the candidate; pick a later module"
+            )
+    return list(names)
+
+
+class PrefixCache:
+    """Recorded outputs of the boundary modules on every batch of a :class:`DatasetLoss`.
+
+    ``boundary``: None finds the boundaries automatically; a module name (or a list) names them and
+    is checked. ``memory_limit`` (bytes or ``"500MB"``): above it the cache is not built and a
+    :class:`CacheWarning` says so. ``enabled`` tells whether it is in use, ``describe()`` why (not).
+    """
+
+    def __init__(
+        self,
+        aleph: Aleph,
+        loss: DatasetLoss,
+        boundary: str | Sequence[str] | None = None,
+        memory_limit: int | float | str | None = None,
+    ) -> None:
+        self.aleph = aleph
+        self.loss = loss
+        self.limit = parse_bytes(memory_limit)
+        self.store: dict[str, list[tuple[list[Any], Any]]] = {}
+        self.batch = 0
+        self.nbytes = 0
+        self.reason = ""
+        found = probe(aleph, loss)
+        if boundary is None:
+            self.boundaries = automatic_boundaries(found)
+            if found.unlocatable:
+                self.reason = (f"hyperparameter {found.unlocatable[0]} is not an attribute of a module of the model, "
+                               "so where it acts is unknown; name a boundary to cache anyway")
+            elif not self.boundaries:
+                self.reason = f"no module finishes before the first ℵ-parameter ({found.first_user}) is used"
+        else:
+            self.boundaries = check_boundaries([boundary] if isinstance(boundary, str) else list(boundary), aleph, found)
+        self.estimate = self._estimate(found)
+        if self.boundaries and self.limit is not None and self.estimate > self.limit:
+            self.reason = (f"the cache would take about {human_bytes(self.estimate)}, over the limit of "
+                           f"{human_bytes(self.limit)}; evaluating full forward passes instead")
+            warnings.warn(self.reason, CacheWarning, stacklevel=2)
+            self.boundaries = []
+        if self.boundaries:
+            self._record()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.boundaries)
+
+    def describe(self) -> str:
+        """One line: what is cached and how much memory it takes, or why nothing is."""
+        if not self.enabled:
+            return f"prefix cache off: {self.reason}"
+        return f"prefix cache: {', '.join(b or '<model>' for b in self.boundaries)} ({human_bytes(self.nbytes)})"
+
+    def _estimate(self, found: Probe) -> int:
+        first = len(self.loss.batches[0][0] if isinstance(self.loss.batches[0], tuple) else self.loss.batches[0])
+        per_sample = sum(found.output_bytes[name] for name in self.boundaries) / max(first, 1)
+        return int(per_sample * self.loss.n)
+
+    def _record(self) -> None:
+        model = self.aleph.model
+        assert model is not None
+        modules = dict(model.named_modules())
+        self.store = {name: [] for name in self.boundaries}
+        handles = []
+        for name in self.boundaries:
+            def keep(module: torch.nn.Module, args: Any, output: Any, name: str = name) -> None:
+                leaves, spec = pytree.tree_flatten(output)
+                copies = [leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves]
+                self.store[name].append((copies, spec))
+            handles.append(modules[name].register_forward_hook(keep))
+        try:
+            with torch.no_grad():
+                for index in range(len(self.loss.batches)):
+                    self.loss.run_batch(model, index)
+                    for name in self.boundaries:
+                        if len(self.store[name]) != index + 1:
+                            raise BoundaryError(f"boundary {name!r} did not run exactly once on batch {index}")
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.nbytes = sum(
+            leaf.numel() * leaf.element_size()
+            for records in self.store.values() for leaves, _ in records for leaf in leaves
+            if isinstance(leaf, torch.Tensor)
+        )
+
+    def _replay(self, name: str) -> Callable[..., Any]:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            leaves, spec = self.store[name][self.batch]
+            return pytree.tree_unflatten([x.clone() if isinstance(x, torch.Tensor) else x for x in leaves], spec)
+
+        return forward
+
+    @contextmanager
+    def active(self) -> Iterator[PrefixCache]:
+        """Within this block the boundary modules return their recorded outputs for ``self.batch``."""
+        model = self.aleph.model
+        assert model is not None
+        modules = dict(model.named_modules())
+        saved = {name: modules[name].__dict__.get("forward") for name in self.boundaries}
+        for name in self.boundaries:
+            modules[name].forward = self._replay(name)  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            for name, previous in saved.items():
+                if previous is None:
+                    del modules[name].forward
+                else:
+                    modules[name].forward = previous  # type: ignore[method-assign]
+
+    def outputs(self, model: torch.nn.Module) -> torch.Tensor:
+        """The loss's forward pass over all batches, using the cache (call under ``torch.no_grad()``)."""
+        if not self.enabled:
+            return self.loss.outputs(model)
+        parts = []
+        with self.active():
+            for index in range(len(self.loss.batches)):
+                self.batch = index
+                parts.append(self.loss.run_batch(model, index))
+        return concat(parts)
+
+
+def try_prefix_cache(
+    aleph: Aleph, loss: DatasetLoss, memory_limit: int | float | str | None = None
+) -> PrefixCache | None:
+    """An automatic cache if one helps; None if there is no boundary or the probe itself fails.
+
+    A failing probe is not raised here: the same failure will be journaled by the evaluations.
+    """
+    try:
+        cache = PrefixCache(aleph, loss, None, memory_limit)
+    except Exception:  # noqa: BLE001 - the loss's own error surfaces in the journal
+        return None
+    return cache if cache.enabled else None
+
+
+class CachedEvaluator:
+    """Evaluates candidates one after the other, running only the part after the cached prefix."""
+
+    def __init__(
+        self,
+        aleph: Aleph,
+        loss: DatasetLoss,
+        boundary: str | Sequence[str] | None = None,
+        memory_limit: int | float | str | None = None,
+        cache: PrefixCache | None = None,
+    ) -> None:
+        if not isinstance(loss, DatasetLoss):
+            raise ConfigError(f"CachedEvaluator needs a DatasetLoss, got {type(loss).__name__}")
+        self.aleph = aleph
+        self.loss = loss
+        self.cache = cache if cache is not None else PrefixCache(aleph, loss, boundary, memory_limit)
+
+    def loss_of(self, vector: np.ndarray) -> float:
+        """The ℵ-loss of one candidate (written into the model)."""
+        self.aleph.write(vector)
+        model = self.aleph.model
+        assert model is not None
+        with torch.no_grad():
+            return self.loss.score(self.cache.outputs(model))
+
+    def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]:
+        for position, vector in enumerate(vectors):
+            yield position, measure(lambda vector=vector: self.loss_of(vector))
+
+    def close(self) -> None:
+        """Nothing to release: the cache lives as long as the evaluator, so it can serve several retrofits."""
