@@ -28,6 +28,9 @@ from types import ModuleType
 
 #: Experiment name → module path. One line per experiment.
 REGISTRY: dict[str, str] = {
+    "speech": "afterlearner.experiments.speech",
+    "speech-synthesis": "afterlearner.experiments.speech.synthesis_only",
+    "speech-decoding": "afterlearner.experiments.speech.decoding_only",
 }
 
 

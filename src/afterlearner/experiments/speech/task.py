@@ -1,0 +1,62 @@
+"""The speech-resynthesis tasks: espeak-ng → pocketsphinx, retrofitted for word error rate.
+
+Three ℵ-spaces over the same pipeline: the synthesis settings alone, the decoding
+hyperparameters alone, and both together. The ℵ-set and the held-out test set are disjoint
+Harvard sentences.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from afterlearner.experiments.speech.pipeline import ResynthesisWER
+from afterlearner.experiments.speech.recognize import Decoding, Recognizer
+from afterlearner.experiments.speech.sentences import split
+from afterlearner.experiments.speech.synth import VARIANTS, Voice, espeak_path
+from afterlearner.space import Aleph
+from afterlearner.task import Task
+
+Space = Literal["synthesis", "decoding", "both"]
+#: ℵ-set and test-set sizes (sentences): full run, reduced run (tests).
+SIZES = {False: (6, 20), True: (2, 3)}
+
+
+def add_synthesis(aleph: Aleph, voice: Voice) -> None:
+    """espeak-ng's speed, pitch, word gap and voice variant, each within espeak-ng's sensible range."""
+    aleph.hyper(voice, "speed", 80, 260, name="espeak.speed")
+    aleph.hyper(voice, "pitch", 0, 99, name="espeak.pitch")
+    aleph.hyper(voice, "word_gap", 0, 30, name="espeak.word_gap")
+    aleph.hyper(voice, "variant", 0, len(VARIANTS) - 1, name="espeak.variant")
+
+
+def add_decoding(aleph: Aleph, decoding: Decoding) -> None:
+    """pocketsphinx's language weight, insertion penalty and beams, on log scales around the defaults."""
+    aleph.hyper(decoding, "lw", 1.0, 30.0, log=True, name="sphinx.lw")
+    aleph.hyper(decoding, "wip", 1e-3, 10.0, log=True, name="sphinx.wip")
+    aleph.hyper(decoding, "beam", 1e-64, 1e-24, log=True, name="sphinx.beam")
+    aleph.hyper(decoding, "wbeam", 1e-48, 1e-12, log=True, name="sphinx.wbeam")
+    aleph.hyper(decoding, "pbeam", 1e-64, 1e-24, log=True, name="sphinx.pbeam")
+
+
+def make_speech_task(space: Space = "both", reduced: bool = False, budget: int | None = None) -> Task:
+    """The task for one ℵ-space; ``reduced`` uses fewer sentences (the test-suite version)."""
+    if space not in ("synthesis", "decoding", "both"):
+        raise ValueError(f"space must be 'synthesis', 'decoding' or 'both', got {space!r}")
+    espeak_path()  # fail early, with the install hint, if espeak-ng is missing
+    aleph_sentences, test_sentences = split(*SIZES[bool(reduced)])
+    voice, decoding, recognizer = Voice(), Decoding(), Recognizer()
+    aleph = Aleph()
+    if space in ("synthesis", "both"):
+        add_synthesis(aleph, voice)
+    if space in ("decoding", "both"):
+        add_decoding(aleph, decoding)
+    return Task(
+        aleph=aleph,
+        loss=ResynthesisWER(aleph_sentences, voice, decoding, recognizer),
+        test_loss=ResynthesisWER(test_sentences, voice, decoding, recognizer),
+        name=f"speech-{space}",
+        n=len(aleph_sentences),
+        budget=budget,
+        optimizer="DiscreteOnePlusOne",
+        description=f"espeak-ng → pocketsphinx word error rate, ℵ-parameters: {space}",
+    )
