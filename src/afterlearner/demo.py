@@ -3,7 +3,7 @@
 The scenario is common: the training data over-represent some classes, so the trained classifier is
 biased towards them, while what people care about is the *balanced* error rate (every class counts
 the same). That metric is not differentiable and not what training minimised. We retrofit the last
-layer's bias (10 offsets) and per-class scales (10 factors) on a small balanced ℵ-set (15 digits
+layer's bias (10 offsets) and per-class scales (10 factors) on a small balanced ℵ-set (30 digits
 per class) and check the gain on a disjoint balanced held-out set. Everything comes from
 scikit-learn's bundled ``load_digits``; training takes a second or two on a CPU.
 """
@@ -21,10 +21,10 @@ from afterlearner.space import Aleph
 from afterlearner.task import Task
 
 CLASSES = 10
-ALEPH_PER_CLASS = 15
-TEST_PER_CLASS = 50
+ALEPH_PER_CLASS = 30
+TEST_PER_CLASS = 40
 #: Fraction of each class's training pool that is kept: class c keeps KEEP[c] of its digits.
-KEEP = np.geomspace(1.0, 0.04, CLASSES)
+KEEP = np.geomspace(1.0, 0.02, CLASSES)
 
 
 class DigitNet(torch.nn.Module):

@@ -36,7 +36,7 @@ from afterlearner.errors import ConfigError
 OutcomeClass = Literal["parent", "ranking", "fixed"]
 
 #: The default optimizer; chosen by measurement, see the README ("Choosing the default optimizer").
-DEFAULT_OPTIMIZER = "DiagonalCMA"
+DEFAULT_OPTIMIZER = "OnePlusOne"
 
 #: Short names for the optimizers people reach for first.
 ALIASES = {"random": "RandomSearch", "cma": "CMA", "1+1": "OnePlusOne", "de": "TwoPointsDE"}

@@ -283,7 +283,7 @@ class _Loop:
                             "the store was written by different code or settings; use another store file"
                         )
                 replayed = [j for j, evaluation in enumerate(batch) if evaluation is not None]
-                if replayed:
+                if replayed and bar.enabled:
                     bar.advance(self._best_loss(outcome, batch), steps=len(replayed))
                 todo = [j for j, evaluation in enumerate(batch) if evaluation is None]
                 for position, result in self.evaluator.evaluate([vectors[j] for j in todo]):
@@ -295,7 +295,8 @@ class _Loop:
                     if self.journal is not None:
                         self.journal.record(evaluation)
                     batch[j] = evaluation
-                    bar.advance(self._best_loss(outcome, batch))
+                    if bar.enabled:
+                        bar.advance(self._best_loss(outcome, batch))
                 for candidate, evaluation in zip(candidates, batch, strict=True):
                     assert evaluation is not None
                     if evaluation.ok:

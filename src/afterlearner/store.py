@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS study (
 CREATE TABLE IF NOT EXISTS runs (
     run_index INTEGER PRIMARY KEY, seed INTEGER NOT NULL, status TEXT NOT NULL,
     started REAL NOT NULL, finished REAL, initial_loss REAL, best_loss REAL, best_vector BLOB,
-    evaluations INTEGER NOT NULL DEFAULT 0, test_initial REAL, test_best REAL
+    test_initial REAL, test_best REAL
 );
 CREATE TABLE IF NOT EXISTS evaluations (
     run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, loss REAL,
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """One journaled evaluation: the candidate, its loss (None when it failed) and why it failed."""
 
@@ -180,9 +180,6 @@ class Store:
                     evaluation.status, evaluation.error, evaluation.wall_time, time.time(),
                 ),
             )
-            db.execute(
-                "UPDATE runs SET evaluations = evaluations + 1 WHERE run_index = ?", (evaluation.run_index,)
-            )
 
     def finish_run(self, run_index: int, status: str, **fields: Any) -> None:
         allowed = {"initial_loss", "best_loss", "best_vector", "test_initial", "test_best"}
@@ -208,7 +205,10 @@ class Store:
         return [Evaluation(r[0], r[1], _unblob(r[2]), r[3], r[4], r[5], r[6]) for r in rows]  # type: ignore[arg-type]
 
     def runs(self) -> list[dict[str, Any]]:
-        cursor = self.connection.execute("SELECT * FROM runs ORDER BY run_index")
+        cursor = self.connection.execute(
+            "SELECT runs.*, (SELECT COUNT(*) FROM evaluations WHERE evaluations.run_index = runs.run_index)"
+            " AS evaluations FROM runs ORDER BY run_index"
+        )
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor]
         for row in rows:

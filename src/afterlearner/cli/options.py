@@ -13,3 +13,15 @@ def add_retrofit_options(parser: argparse.ArgumentParser, budget: int | None = N
     parser.add_argument("--runs", type=int, default=1, help="independent runs, best kept (default 1)")
     parser.add_argument("--store", default=None, help="SQLite journal; an existing one is resumed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """Where candidates are evaluated: worker processes here, or a Dask cluster (needs a task spec)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--processes", type=int, default=None, metavar="N",
+                       help="evaluate in N worker processes, each building the task once (λ defaults to N)")
+    group.add_argument("--dask", default=None, metavar="ADDRESS",
+                       help="evaluate on a Dask cluster: scheduler address such as tcp://host:8786, or 'local:N' "
+                            "for a local cluster of N workers (λ defaults to its worker threads)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="with --processes/--dask: an evaluation taking longer is failed (its worker killed)")

@@ -12,9 +12,11 @@ recording when each module finishes, and a ``TorchFunctionMode`` recording when 
 used by any torch function. A module is a valid boundary if it runs exactly once and finishes
 before that first use; the automatic choice is every valid module not inside another valid one.
 Every such module is cached (a module whose output only feeds another cached module still costs
-memory, but skipping it would mean running it). A hyperparameter of a module counts as used when that module starts; a hyperparameter of any other
-object cannot be located, so automatic caching is off for such spaces (a boundary named by the user
-is then trusted for them).
+memory, but skipping it would mean running it).
+A hyperparameter counts as used when the forward pass first reads its attribute (the owner's class
+is swapped, during the probe only, for a subclass that logs the read). A hyperparameter held in a
+dict cannot be watched, so automatic caching is off for such spaces (a boundary named by the user is
+then trusted for it).
 """
 
 from __future__ import annotations
@@ -117,22 +119,11 @@ def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
     result = Probe()
     watched = {id(e.tensor): e.name for e in aleph.entries if isinstance(e, TensorEntry)}
     module_names = {id(module): name for name, module in model.named_modules()}
-    hyper_owners: dict[int, str] = {}
-    for entry in aleph.entries:
-        if isinstance(entry, HyperEntry):
-            if id(entry.owner) in module_names:
-                hyper_owners[id(entry.owner)] = entry.name
-            else:
-                result.unlocatable.append(entry.name)
 
     def log(kind: str, name: str) -> None:
         if kind == "use" and result.first_use is None:
             result.first_use, result.first_user = result.events, name
         result.events += 1
-
-    def before(module: torch.nn.Module, args: Any) -> None:
-        if id(module) in hyper_owners:
-            log("use", hyper_owners[id(module)])
 
     def after(module: torch.nn.Module, args: Any, output: Any) -> None:
         name = module_names[id(module)]
@@ -141,17 +132,47 @@ def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
         result.cacheable[name], result.output_bytes[name] = _cacheable(output)
         log("exit", name)
 
-    handles = []
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(before))
-        handles.append(module.register_forward_hook(after))
+    handles = [module.register_forward_hook(after) for module in model.modules()]
+    watchers = _watch_hyperparameters(aleph, log, result.unlocatable)
     try:
         with torch.no_grad(), _Uses(watched, log):
             loss.run_batch(model, 0)
     finally:
         for handle in handles:
             handle.remove()
+        for owner, cls in watchers:
+            owner.__class__ = cls
     return result
+
+
+def _watch_hyperparameters(
+    aleph: Aleph, log: Callable[[str, str], None], unlocatable: list[str]
+) -> list[tuple[Any, type]]:
+    """Make reading a hyperparameter's attribute log a use; returns (owner, class) pairs to undo it.
+
+    The owner's class is swapped for a subclass whose ``__getattribute__`` logs the read. Owners
+    whose class cannot be swapped (dicts, built-in types) go to ``unlocatable``.
+    """
+    by_owner: dict[int, tuple[Any, dict[str, str]]] = {}
+    for entry in aleph.entries:
+        if isinstance(entry, HyperEntry):
+            by_owner.setdefault(id(entry.owner), (entry.owner, {}))[1][entry.attribute] = entry.name
+    swapped: list[tuple[Any, type]] = []
+    for owner, labels in by_owner.values():
+        cls = type(owner)
+
+        def read(self: Any, name: str, cls: type = cls, labels: dict[str, str] = labels) -> Any:
+            if name in labels:
+                log("use", labels[name])
+            return cls.__getattribute__(self, name)
+
+        try:
+            owner.__class__ = type(cls.__name__, (cls,), {"__getattribute__": read})
+        except TypeError:
+            unlocatable.extend(labels.values())
+            continue
+        swapped.append((owner, cls))
+    return swapped
 
 
 def _valid(name: str, found: Probe) -> bool:
@@ -223,8 +244,8 @@ class PrefixCache:
         if boundary is None:
             self.boundaries = automatic_boundaries(found)
             if found.unlocatable:
-                self.reason = (f"hyperparameter {found.unlocatable[0]} is not an attribute of a module of the model, "
-                               "so where it acts is unknown; name a boundary to cache anyway")
+                self.reason = (f"reads of hyperparameter {found.unlocatable[0]} cannot be watched (its owner is a "
+                               "dict or a built-in), so where it acts is unknown; name a boundary to cache anyway")
             elif not self.boundaries:
                 self.reason = f"no module finishes before the first ℵ-parameter ({found.first_user}) is used"
         else:

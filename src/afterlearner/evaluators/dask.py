@@ -75,7 +75,9 @@ class DaskEvaluator:
             raise ConfigError("Dask evaluation needs: pip install 'afterlearner[distributed]'") from error
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.spec = spec
+        from afterlearner.evaluators.processes import absolute_spec
+
+        self.spec = absolute_spec(spec)
         self.timeout = timeout
         self.cluster = None
         self.owns_client = not isinstance(address, Client)
@@ -93,7 +95,7 @@ class DaskEvaluator:
         else:
             self.client = address
         if aleph is not None:
-            signature = self.client.submit(remote_signature, spec, pure=False).result()
+            signature = self.client.submit(remote_signature, self.spec, pure=False).result()
             if signature != aleph.signature():
                 self.close()
                 raise TaskError(f"the Dask workers' ℵ-space from {spec} differs from the one being retrofitted")

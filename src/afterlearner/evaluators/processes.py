@@ -62,6 +62,14 @@ def worker_main(spec: str, connection: Connection, threads: int | None) -> None:
         connection.send(("done", position, outcome))
 
 
+def absolute_spec(spec: str) -> str:
+    """The task spec with an absolute file path, so workers started elsewhere find the same file."""
+    from afterlearner.task import split_spec
+
+    path, factory = split_spec(spec)
+    return f"{path.resolve()}:{factory}"
+
+
 @dataclass(eq=False)
 class _Worker:
     process: multiprocessing.process.BaseProcess
@@ -97,7 +105,7 @@ class ProcessEvaluator:
             raise ConfigError(f"processes must be an integer >= 1, got {processes!r}")
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.spec = spec
+        self.spec = absolute_spec(spec)
         self.timeout = timeout
         self.expected = aleph.signature() if aleph is not None else None
         self.threads = threads

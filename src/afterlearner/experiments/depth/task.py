@@ -1,0 +1,110 @@
+"""Depth sensing retrofitted for δ1: the small depth CNN, deployed on a camera it was not trained on.
+
+The scenario: a monocular depth network was trained (L1 on log-depth) on scenes from one camera
+and is deployed behind another lens (a longer focal length, :data:`DEPLOY_CAMERA`). Its depth is
+now systematically off, and what the application measures is δ1, the fraction of pixels whose
+depth ratio max(d/d*, d*/d) is below 1.25: a step function of the output, zero-gradient almost
+everywhere. Retrofitting searches the output scale and shift (in log-depth) and the per-channel
+scales and bias of the last convolution, on 48 scenes of the deployment camera, and is checked on
+200 other scenes of that camera. The ℵ-loss is the mean over scenes of 1 − δ1 (one sample per
+scene, values in [0, 1], so the bound applies with n = number of scenes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from afterlearner.experiments.depth.model import Calibrated, depth_metrics, load_depth_net, predict
+from afterlearner.experiments.depth.render import Camera, render_dataset
+from afterlearner.space import Aleph
+from afterlearner.task import Task
+
+TITLE = "Depth sensing: small monocular depth CNN on a new camera, retrofitted for δ1 (threshold 1.25)"
+METRIC = "1 − δ1"
+DEFAULT_BUDGET = 150
+DEFAULT_OPTIMIZER = "DiagonalCMA"
+
+#: The deployment camera: a longer lens than the training camera (focal 28 px).
+DEPLOY_CAMERA = Camera(focal=36.0, pitch=0.3)
+ALEPH_SEED, TEST_SEED = 1, 2
+ALEPH_SCENES, TEST_SCENES = 64, 200
+REDUCED_ALEPH_SCENES, REDUCED_TEST_SCENES = 16, 32
+
+
+@dataclass
+class DepthData:
+    """Images (N, 3, H, W) and true depth maps (N, H, W) in metres."""
+
+    images: np.ndarray
+    depths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class DepthLoss:
+    """Mean over images of 1 − δ1 of ``model`` on ``data``; :meth:`metrics` gives all four metrics."""
+
+    def __init__(self, data: DepthData) -> None:
+        self.data = data
+
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        per_image = depth_metrics(predict(model, self.data.images), self.data.depths)
+        return {key: float(values.mean()) for key, values in per_image.items()}
+
+    def __call__(self, model: nn.Module) -> float:
+        return 1.0 - self.metrics(model)["delta1"]
+
+
+def depth_task(
+    model: Calibrated,
+    aleph_data: DepthData,
+    test_data: DepthData,
+    last_layers: list[tuple[str, str, str]] = (),
+    name: str = "depth-delta1",
+) -> Task:
+    """A δ1 task for any :class:`Calibrated` depth model.
+
+    The ℵ-space is the output scale and shift plus ``last_layers``: (pattern, mode, per) triples
+    passed to :meth:`Aleph.add` with names relative to the wrapped model (e.g.
+    ``("head.weight", "scale", "column")`` for per-input-channel factors of the last convolution).
+    """
+    if len(aleph_data) == 0 or len(test_data) == 0:
+        raise ValueError("the ℵ-set and the held-out set must not be empty")
+    aleph = Aleph(model).add("scale", mode="scale", step=0.05).add("shift", step=0.05)
+    for pattern, mode, per in last_layers:
+        aleph.add(f"model.{pattern}", mode=mode, per=per)  # type: ignore[arg-type]
+    return Task(
+        aleph=aleph, loss=DepthLoss(aleph_data), test_loss=DepthLoss(test_data), name=name, n=len(aleph_data),
+        budget=DEFAULT_BUDGET, optimizer=DEFAULT_OPTIMIZER,
+        description="1 − δ1 of a depth model on an ℵ-set of scenes; held-out scenes for the check",
+    )
+
+
+#: The last layers of :class:`DepthNet` searched besides the output scale and shift.
+LAST_LAYERS = [("head.weight", "scale", "column"), ("head.bias", "offset", "element")]
+
+
+def make_task(reduced: bool = False, weights: str | Path | None = None) -> Task:
+    """The experiment: committed CNN, 48 ℵ-scenes and 200 held-out scenes from the deployment camera."""
+    aleph_count = REDUCED_ALEPH_SCENES if reduced else ALEPH_SCENES
+    test_count = REDUCED_TEST_SCENES if reduced else TEST_SCENES
+    aleph_data = DepthData(*render_dataset(aleph_count, ALEPH_SEED, DEPLOY_CAMERA))
+    test_data = DepthData(*render_dataset(test_count, TEST_SEED, DEPLOY_CAMERA))
+    model = Calibrated(load_depth_net(weights), output="log").eval()
+    return depth_task(model, aleph_data, test_data, LAST_LAYERS)
+
+
+def task() -> Task:
+    """Factory for ``afterlearner run src/afterlearner/experiments/depth/task.py:task``."""
+    return make_task()
+
+
+def extra_metrics(task: Task) -> dict[str, float]:
+    """δ1, δ2, δ3 and AbsRel on the held-out scenes."""
+    assert isinstance(task.test_loss, DepthLoss)
+    return task.test_loss.metrics(task.aleph.model)

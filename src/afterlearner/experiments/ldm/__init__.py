@@ -1,0 +1,86 @@
+"""Latent diffusion retrofitted online from (simulated) user feedback.
+
+A tiny latent diffusion model (diffusers ``AutoencoderKL`` + class-conditional ``UNet2DModel`` +
+``DDIMScheduler``, trained in this repository on scikit-learn's digits) draws a "3". The user wants
+a *particular* 3: a held-out handwriting they keep to themselves. The ℵ-parameters are the initial
+latent noise (64 numbers) and the sampler's knobs (guidance scale, eta, DDIM steps); the ℵ-loss is
+the user's verdict. See docs/ldm.md.
+
+* ``afterlearner feedback serve src/afterlearner/experiments/ldm/task.py:factory --store FILE``:
+  a person steers it on the web page;
+* ``afterlearner reproduce ldm``: the simulated user's verdict as the ℵ-loss of an ordinary
+  retrofit (a comparison-based optimizer only uses its comparisons), then the online curve (target
+  score vs answers, feedback session against random proposals) written to ``OUT/ldm-curve.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from afterlearner.retrofit import RetrofitResult
+from afterlearner.task import Task
+
+TITLE = "latent diffusion (diffusers, digits): initial latent noise + guidance/eta/steps steered by a user's choices"
+METRIC = "1 − likeness to the user's hidden target"
+DEFAULT_BUDGET = 120
+DEFAULT_OPTIMIZER = "OnePlusOne"
+BOUND_NOTE = ("not applicable: the ℵ-loss is one user's verdict on one image, not a mean over n samples; "
+              "the held-out check is a second judge (another seed) scoring the same images")
+#: The prompt: the class the model is asked to draw.
+CLASS_LABEL = 3
+#: Online curve sizes: (targets, answers, k) for the full and the reduced run.
+CURVE_FULL = (8, 30, 4)
+CURVE_REDUCED = (2, 6, 3)
+
+
+class UserVerdict:
+    """The ℵ-loss: 1 − the hidden likeness of the current image to the target, as ``judge`` sees it."""
+
+    def __init__(self, steering, judge, target, reduced: bool) -> None:  # noqa: ANN001 - lazy imports
+        from afterlearner.experiments.ldm.user import TargetUser
+
+        self.steering = steering
+        self.user = TargetUser(judge, target)
+        self.reduced = reduced
+
+    def __call__(self, _model: object) -> float:
+        return 1.0 - self.user.score(self.steering.sampler.render())
+
+
+def make_task(reduced: bool = False) -> Task:
+    """The retrofit of one drawing towards the first held-out '3' (``reduced``: fewer DDIM steps)."""
+    from afterlearner.experiments.ldm.curve import target_image, targets_of
+    from afterlearner.experiments.ldm.judge import load_judge
+    from afterlearner.experiments.ldm.sampler import Knobs
+    from afterlearner.experiments.ldm.steering import PIPELINE_DIR, DiffusionSteering
+
+    steering = DiffusionSteering(PIPELINE_DIR, class_label=CLASS_LABEL, seed=0,
+                                 knobs=Knobs(steps=5 if reduced else 10))
+    target = target_image(targets_of(CLASS_LABEL, 1)[0])
+    weights = PIPELINE_DIR.parent
+    return Task(
+        aleph=steering.aleph,
+        loss=UserVerdict(steering, load_judge(weights / "judge.pt"), target, reduced),
+        test_loss=UserVerdict(steering, load_judge(weights / "judge_heldout.pt"), target, reduced),
+        name="ldm" + ("-reduced" if reduced else ""),
+        budget=DEFAULT_BUDGET,
+        optimizer=DEFAULT_OPTIMIZER,
+        description=steering.describe(),
+    )
+
+
+def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list[Path]:
+    """The online measurement: feedback session vs random proposals, plot and JSON under ``out``."""
+    from afterlearner.experiments.ldm import curve
+    from afterlearner.experiments.ldm.judge import load_judge
+    from afterlearner.experiments.ldm.steering import PIPELINE_DIR
+
+    reduced = bool(getattr(task.loss, "reduced", False))
+    targets, answers, k = CURVE_REDUCED if reduced else CURVE_FULL
+    weights = PIPELINE_DIR.parent
+    steering = task.loss.steering  # type: ignore[attr-defined]
+    curves = curve.measure(steering.pipeline, load_judge(weights / "judge.pt"),
+                           load_judge(weights / "judge_heldout.pt"), class_label=CLASS_LABEL,
+                           targets=targets, k=k, answers=answers, steps=5 if reduced else 10)
+    out = Path(out)
+    return [curve.plot(curves, out / "ldm-curve.png"), curve.save(curves, out / "ldm-curve.json")]

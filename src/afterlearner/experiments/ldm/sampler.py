@@ -1,0 +1,99 @@
+"""The ℵ-space of online latent diffusion: the initial latent noise and the sampler's knobs.
+
+A :class:`Sampler` wraps a pipeline with a *prompt* (the class to draw) and holds what the retrofit
+searches: the initial latent (a buffer of a small module, so :class:`~afterlearner.Aleph` searches
+offsets from the drawn noise) and the knobs (guidance scale, ``eta``, number of DDIM steps) as
+plain attributes (searched with ``Aleph.hyper``). Rendering a candidate means writing it into the
+sampler and denoising: the same candidate always gives the same image (the noise that ``eta``
+injects comes from a fixed seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from afterlearner.experiments.ldm.model import DigitLatentDiffusionPipeline
+from afterlearner.space import Aleph
+
+#: Ranges searched for the knobs (the defaults are the starting point).
+GUIDANCE_RANGE = (0.0, 6.0)
+ETA_RANGE = (0.0, 1.0)
+STEPS_RANGE = (3, 25)
+#: Search step of the latent offsets (the latent noise itself has unit variance).
+LATENT_STEP = 0.5
+
+
+@dataclass
+class Knobs:
+    """The sampler's hyperparameters: what a person would otherwise tune by hand."""
+
+    guidance_scale: float = 2.0
+    eta: float = 0.0
+    steps: int = 10
+
+
+class Latent(torch.nn.Module):
+    """Holds one initial latent (1, C, H, W) as the buffer ``noise``, drawn from N(0, I) with ``seed``."""
+
+    def __init__(self, shape: tuple[int, int, int], seed: int) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("noise", torch.randn((1, *shape), generator=generator))
+
+
+class Sampler:
+    """Draws the ``class_label`` digit from ``latent`` with ``knobs``; ``render()`` returns the image."""
+
+    def __init__(self, pipeline: DigitLatentDiffusionPipeline, class_label: int | None, seed: int = 0,
+                 knobs: Knobs | None = None) -> None:
+        self.pipeline = pipeline
+        self.class_label = class_label
+        self.seed = seed
+        self.latent = Latent(pipeline.latent_shape, seed)
+        self.knobs = knobs or Knobs()
+
+    def render(self) -> np.ndarray:
+        """The image (H, W) in [0, 1] for the current latent and knobs."""
+        image = self.pipeline(self.latent.noise, class_label=self.class_label,
+                              guidance_scale=self.knobs.guidance_scale, eta=self.knobs.eta,
+                              num_inference_steps=int(self.knobs.steps), seed=self.seed)
+        return image[0, :, :, 0]
+
+    def aleph(self, latent: bool = True, knobs: bool = True) -> Aleph:
+        """The ℵ-space: latent offsets (64 numbers for the trained model) and/or the knobs.
+
+        The guidance scale is searched only with a class prompt (without one it changes nothing).
+        """
+        space = Aleph(self.latent)
+        if latent:
+            space.add("noise", mode="offset", step=LATENT_STEP)
+        if knobs and self.class_label is not None:  # guidance needs a class to be guided towards
+            space.hyper(self.knobs, "guidance_scale", *GUIDANCE_RANGE, name="guidance_scale")
+        if knobs:
+            space.hyper(self.knobs, "eta", *ETA_RANGE, name="eta")
+            space.hyper(self.knobs, "steps", *STEPS_RANGE, name="steps", integer=True)
+        space.check()
+        return space
+
+    def random_candidate(self, aleph: Aleph, rng: np.random.Generator) -> np.ndarray:
+        """A random proposal in ``aleph``: fresh N(0, I) latent noise and uniformly drawn knobs.
+
+        This is the baseline: what a person gets by re-rolling the seed and the settings.
+        """
+        parts = []
+        for entry in aleph:
+            if entry.name == "noise":
+                fresh = rng.standard_normal(entry.size)
+                parts.append(fresh - self.latent.noise.numpy().ravel())  # offset that lands on fresh noise
+            elif entry.name == "guidance_scale":
+                parts.append([rng.uniform(*GUIDANCE_RANGE)])
+            elif entry.name == "eta":
+                parts.append([rng.uniform(*ETA_RANGE)])
+            elif entry.name == "steps":
+                parts.append([float(rng.integers(STEPS_RANGE[0], STEPS_RANGE[1] + 1))])
+            else:
+                raise ValueError(f"unexpected ℵ-entry {entry.name!r}")
+        return np.concatenate([np.asarray(part, dtype=float) for part in parts])

@@ -1,0 +1,88 @@
+"""What ``afterlearner feedback serve path/to/task.py:factory`` loads: a factory returning a FeedbackTask.
+
+A feedback task file looks like::
+
+    from afterlearner.online import FeedbackTask, image
+
+    def factory() -> FeedbackTask:
+        model = ...                                    # a trained model, or a generator
+        aleph = Aleph(model).add("fc.bias")            # or a plain ng.p.Array for a latent
+        def render(vector):                            # candidate vector -> Rendering
+            aleph.write(vector)
+            try:
+                return image(model().detach().numpy())   # or sound(samples, rate), text(string)
+            finally:
+                aleph.restore()
+        return FeedbackTask(aleph, render, k=4, budget=30, prompt="Which digit looks most like a 3?")
+
+The factory is called with no arguments. ``render`` is only ever called by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nevergrad as ng
+import numpy as np
+
+from afterlearner.errors import TaskError
+from afterlearner.online.render import Rendering
+from afterlearner.online.session import DEFAULT_OPTIMIZER, FeedbackSession
+from afterlearner.space import Aleph
+from afterlearner.task import split_spec
+
+
+@dataclass
+class FeedbackTask:
+    """The space searched, how a candidate is shown, and the session's defaults.
+
+    ``space``: an :class:`~afterlearner.Aleph` or a Nevergrad parameter (Array/Scalar or a Tuple of them).
+    ``render``: candidate vector (flat, natural units) → :class:`~afterlearner.online.Rendering`.
+    ``k`` candidates per proposal, ``budget`` answers, ``optimizer`` (comparison-based), ``prompt``
+    (the question on the page), ``name`` and ``description`` (shown on the page).
+    """
+
+    space: Aleph | ng.p.Parameter
+    render: Callable[[np.ndarray], Rendering]
+    k: int = 4
+    budget: int = 30
+    optimizer: str = DEFAULT_OPTIMIZER
+    prompt: str = "Which one is best?"
+    name: str | None = None
+    description: str = ""
+
+    def session(self, store: str | Path | None = None, seed: int = 0, **overrides: object) -> FeedbackSession:
+        """A :class:`FeedbackSession` on this task (``overrides``: k, budget, optimizer)."""
+        options = {"k": self.k, "budget": self.budget, "optimizer": self.optimizer, **overrides}
+        return FeedbackSession(self.space, self.render, seed=seed, store=store, **options)  # type: ignore[arg-type]
+
+
+def load_feedback_task(spec: str) -> FeedbackTask:
+    """Import ``path/to/task.py`` and call its factory; raises :class:`TaskError` if anything is off."""
+    path, factory_name = split_spec(spec)
+    if not path.is_file():
+        raise TaskError(f"task file {path} does not exist")
+    module_name = f"afterlearner_feedback_task_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise TaskError(f"cannot import {path} as a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        raise TaskError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        names = [name for name, value in vars(module).items() if callable(value) and not name.startswith("_")]
+        raise TaskError(f"{path} has no function {factory_name!r}; its callables: {', '.join(names)}")
+    task = factory()
+    if not isinstance(task, FeedbackTask):
+        raise TaskError(f"{spec} returned {type(task).__name__}, not an afterlearner.online.FeedbackTask")
+    if task.name is None:
+        task.name = f"{path.stem}:{factory_name}"
+    return task
