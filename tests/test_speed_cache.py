@@ -1,0 +1,160 @@
+"""Frozen-prefix caching: same losses as full passes, boundaries found or checked, memory limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from afterlearner import Aleph, retrofit
+from afterlearner.evaluators import SequentialEvaluator, default_evaluator
+from afterlearner.evaluators.batched import BatchedEvaluator
+from afterlearner.evaluators.cache import BoundaryError, CachedEvaluator, CacheWarning, PrefixCache, parse_bytes
+from afterlearner.losses import DatasetLoss, error_rate, f1_loss
+
+
+class ConvNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 8, 3, padding=1),
+            torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+        )
+        self.head = torch.nn.Linear(32, 5)
+        self.temperature = 1.0
+        self.gain = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu_(torch.flatten(self.features(x * self.gain), 1))  # in place, after the boundary
+        return self.head(hidden) / self.temperature
+
+
+class Residual(torch.nn.Module):
+    """A skip connection from the prefix to the head, and a module used twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Linear(8, 8)
+        self.block = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh())
+        self.act = torch.nn.Tanh()
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stem = self.act(self.stem(x))
+        return self.head(self.act(self.block(stem) + stem))
+
+
+def losses(evaluator, vectors):
+    return [outcome.loss for _, outcome in sorted(evaluator.evaluate(vectors), key=lambda item: item[0])]
+
+
+def candidates(aleph, count=6, scale=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    return [aleph.identity()] + [aleph.identity() + rng.normal(0, scale, len(aleph)) for _ in range(count - 1)]
+
+
+@pytest.fixture
+def conv():
+    torch.manual_seed(0)
+    model = ConvNet().eval()
+    x = torch.randn(70, 1, 8, 8)
+    y = torch.randint(0, 5, (70,))
+    return model, DatasetLoss(x, y, f1_loss(), batch_size=32)
+
+
+def test_cached_losses_equal_full_passes(conv):
+    model, loss = conv
+    aleph = Aleph(model).add("head.bias").add("head.weight", mode="scale", per="row")
+    vectors = candidates(aleph)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    cached = CachedEvaluator(aleph, loss)
+    assert cached.cache.boundaries == ["features"]
+    assert losses(cached, vectors) == plain
+    assert len(set(plain)) > 1  # the candidates do change the loss
+    # 70 samples × 8 channels × 2 × 2 float32 values
+    assert cached.cache.nbytes == 70 * 32 * 4
+    assert "features" in cached.cache.describe() and "KiB" in cached.cache.describe()
+
+
+def test_boundaries_inside_the_network(conv):
+    model, loss = conv
+    aleph = Aleph(model).add("features.2.bias")
+    vectors = candidates(aleph, scale=2.0)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    automatic = CachedEvaluator(aleph, loss)
+    assert automatic.cache.boundaries == ["features.0", "features.1"]
+    assert losses(automatic, vectors) == plain
+    assert losses(CachedEvaluator(aleph, loss, boundary="features.1"), vectors) == plain
+
+
+def test_boundary_with_an_aleph_parameter_before_it_is_refused(conv):
+    model, loss = conv
+    aleph = Aleph(model).add("features.0.bias")
+    with pytest.raises(BoundaryError, match="contains the ℵ-parameter features.0.bias"):
+        PrefixCache(aleph, loss, boundary="features")
+    with pytest.raises(BoundaryError, match="has the ℵ-parameter features.0.bias before it"):
+        PrefixCache(aleph, loss, boundary="features.3")
+    with pytest.raises(BoundaryError, match="not a module of the model; closest: features"):
+        PrefixCache(aleph, loss, boundary="featurs")
+    automatic = PrefixCache(aleph, loss)
+    assert not automatic.enabled and "features.0.bias" in automatic.describe()
+
+
+def test_skip_connections_and_shared_modules():
+    torch.manual_seed(1)
+    model = Residual().eval()
+    loss = DatasetLoss(torch.randn(50, 8), torch.randint(0, 3, (50,)), error_rate, batch_size=20)
+    aleph = Aleph(model).add("head.bias")
+    vectors = candidates(aleph, scale=1.0)
+    cached = CachedEvaluator(aleph, loss)
+    assert cached.cache.boundaries == ["stem", "block"]  # act runs twice: never a boundary
+    assert losses(cached, vectors) == losses(SequentialEvaluator(aleph, loss), vectors)
+    with pytest.raises(BoundaryError, match="runs 2 times"):
+        PrefixCache(aleph, loss, boundary="act")
+
+
+def test_memory_limit_falls_back_with_a_warning(conv):
+    model, loss = conv
+    aleph = Aleph(model).add("head.bias")
+    with pytest.warns(CacheWarning, match="over the limit of 1.0 KiB"):
+        cache = PrefixCache(aleph, loss, memory_limit="1KiB")
+    assert not cache.enabled
+    vectors = candidates(aleph)
+    assert losses(CachedEvaluator(aleph, loss, cache=cache), vectors) == losses(SequentialEvaluator(aleph, loss), vectors)
+    assert PrefixCache(aleph, loss, memory_limit="1MB").enabled
+    assert parse_bytes("2GiB") == 2 * 2**30 and parse_bytes(1e3) == 1000
+    with pytest.raises(ValueError, match="memory size"):
+        parse_bytes("lots")
+
+
+def test_hyperparameters(conv):
+    model, loss = conv
+    on_module = Aleph(model).add("head.bias").hyper(model, "temperature", low=0.1, high=10.0, log=True)
+    assert PrefixCache(on_module, loss).boundaries == ["features"]  # read after the features
+    assert type(model) is ConvNet  # the probe's class swap is undone
+    early = Aleph(model).add("head.bias").hyper(model, "gain", low=0.5, high=2.0)
+    assert not PrefixCache(early, loss).enabled
+    with pytest.raises(BoundaryError, match="ConvNet.gain before it"):
+        PrefixCache(early, loss, boundary="features")
+    settings = {"temperature": 1.0}
+    elsewhere = Aleph(model).add("head.bias").hyper(settings, "temperature", low=0.1, high=10.0)
+    automatic = PrefixCache(elsewhere, loss)
+    assert not automatic.enabled and "cannot be watched" in automatic.describe()
+    assert PrefixCache(elsewhere, loss, boundary="features").enabled  # a named boundary is trusted
+    vectors = candidates(on_module, scale=0.3)
+    vectors = [np.concatenate([v[:-1], [abs(v[-1]) + 0.2]]) for v in vectors]
+    plain = losses(SequentialEvaluator(on_module, loss), vectors)
+    assert losses(CachedEvaluator(on_module, loss), vectors) == plain
+
+
+def test_default_evaluator_and_retrofit_give_the_same_run(conv):
+    model, loss = conv
+    aleph = Aleph(model).add("head.bias").add("head.weight", mode="scale", per="row")
+    assert isinstance(default_evaluator(aleph, loss, 1), CachedEvaluator)
+    assert isinstance(default_evaluator(aleph, loss, 4), BatchedEvaluator)
+    assert isinstance(default_evaluator(aleph, lambda m: loss(m), 4), SequentialEvaluator)
+    opaque = retrofit(aleph, lambda m: loss(m), budget=24, workers=4, seed=3, progress=False)
+    aleph.restore()
+    accelerated = retrofit(aleph, loss, budget=24, workers=4, seed=3, progress=False)
+    np.testing.assert_array_equal(opaque.best, accelerated.best)
+    assert accelerated.losses() == pytest.approx(opaque.losses(), abs=1e-12)
