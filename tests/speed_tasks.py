@@ -1,7 +1,7 @@
 """Task factories for the speed tests (loaded by worker processes through ``load_task``).
 
 ``task``: a small classifier with a DatasetLoss. ``fragile``: the same model with an opaque loss
-that kills its process when the first ℵ-offset is 99 and hangs when it is 77, so tests can make a
+that kills its process when the first ℵ-offset is 99, hangs when it is 77 and raises when it is NaN, so tests can make a
 worker die or hang on purpose with one chosen candidate.
 """
 
@@ -18,6 +18,7 @@ from afterlearner.task import Task
 
 DIE = 99.0
 HANG = 77.0
+HANG_SECONDS = 5.0
 
 
 class Net(torch.nn.Module):
@@ -54,8 +55,10 @@ def fragile() -> Task:
         offset = float(m.fc.bias.detach()[0] - trained[0])
         if abs(offset - DIE) < 1e-3:
             os._exit(3)
+        if offset != offset:
+            raise ValueError("this loss refuses NaN candidates")
         if abs(offset - HANG) < 1e-3:
-            time.sleep(60)
+            time.sleep(HANG_SECONDS)
         return data_loss(m)
 
     return Task(aleph, loss, name="speed-fragile", n=len(y))

@@ -1,0 +1,104 @@
+"""Process and Dask evaluation: same losses and same journal as in-process, whatever the worker count;
+a worker that dies or hangs costs one evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afterlearner import retrofit
+from afterlearner.cli import main
+from afterlearner.errors import TaskError
+from afterlearner.evaluators import SequentialEvaluator
+from afterlearner.evaluators.dask import DaskEvaluator
+from afterlearner.evaluators.processes import ProcessEvaluator
+from afterlearner.store import Store
+from afterlearner.task import load_task
+
+HERE = Path(__file__).parent
+TASK = f"{HERE / 'speed_tasks.py'}:task"
+FRAGILE = f"{HERE / 'speed_tasks.py'}:fragile"
+DIE, HANG = 99.0, 77.0
+
+
+def with_first(vector: np.ndarray, value: float) -> np.ndarray:
+    vector = vector.copy()
+    vector[0] = value
+    return vector
+
+
+def test_workers_that_die_or_hang_cost_one_evaluation():
+    task = load_task(FRAGILE)
+    identity = task.aleph.identity()
+    vectors = [with_first(identity, v) for v in (0.0, DIE, 0.3, HANG, -0.2, 0.1)]
+    expected = {i: o.loss for i, o in SequentialEvaluator(task.aleph, task.loss).evaluate(
+        [v for v in vectors if v[0] not in (DIE, HANG)])}
+    with ProcessEvaluator(FRAGILE, processes=2, timeout=1.5, aleph=task.aleph) as evaluator:
+        outcomes = dict(evaluator.evaluate(vectors))
+        assert sorted(outcomes) == list(range(6))
+        assert "died (exit code 3)" in outcomes[1].error and outcomes[1].loss is None
+        assert "timed out after 1.5 s" in outcomes[3].error
+        assert [outcomes[i].loss for i in (0, 2, 4, 5)] == [expected[i] for i in range(4)]
+        assert evaluator.restarts == 2
+        again = dict(evaluator.evaluate(vectors[:1]))  # the replaced workers serve the next batch
+        assert again[0].loss == expected[0]
+
+
+def test_broken_task_and_mismatched_space_are_refused():
+    with pytest.raises(TaskError, match="has no function 'nonexistent'"):
+        with ProcessEvaluator(f"{HERE / 'speed_tasks.py'}:nonexistent", processes=1) as evaluator:
+            list(evaluator.evaluate([np.zeros(4)]))
+    other = load_task(FRAGILE).aleph  # 4 ℵ-scalars, the task has 8
+    with pytest.raises(TaskError, match="differs"):
+        with ProcessEvaluator(TASK, processes=1, aleph=other) as evaluator:
+            list(evaluator.evaluate([other.identity()]))
+
+
+def journal(path: Path) -> list[tuple[int, bytes, float | None, str]]:
+    with Store.open(path, readonly=True) as store:
+        return [(e.idx, e.vector.tobytes(), e.loss, e.status) for e in store.evaluations()]
+
+
+def test_same_journal_with_1_or_2_processes_or_dask(tmp_path):
+    from distributed import Client, LocalCluster
+
+    settings = dict(budget=20, workers=4, seed=5, progress=False)
+    task = load_task(TASK)
+    plain = retrofit(task.aleph, task.loss, store=tmp_path / "plain.sqlite",
+                     evaluator=SequentialEvaluator(task.aleph, task.loss), **settings)
+    task.aleph.restore()
+    one = retrofit(task.aleph, task.loss, store=tmp_path / "one.sqlite",
+                   evaluator=ProcessEvaluator(TASK, processes=1, aleph=task.aleph), **settings)
+    code = main(["run", TASK, "--processes", "2", "--workers", "4", "--budget", "20", "--seed", "5", "--quiet",
+                 "--store", str(tmp_path / "two.sqlite")])
+    assert code == 0
+    task.aleph.restore()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            evaluator = DaskEvaluator(TASK, client, aleph=task.aleph)
+            assert evaluator.slots() == 2
+            dask = retrofit(task.aleph, task.loss, store=tmp_path / "dask.sqlite", evaluator=evaluator, **settings)
+    reference = journal(tmp_path / "plain.sqlite")
+    assert len(reference) == 20 and len({loss for _, _, loss, _ in reference}) > 1
+    for name in ("one", "two", "dask"):
+        assert journal(tmp_path / f"{name}.sqlite") == reference, name
+    for result in (one, dask):
+        np.testing.assert_array_equal(result.best, plain.best)
+        assert result.best_loss == plain.best_loss
+
+
+def test_dask_timeout_and_failure_cost_one_evaluation():
+    from distributed import Client, LocalCluster
+
+    task = load_task(FRAGILE)
+    identity = task.aleph.identity()
+    vectors = [with_first(identity, v) for v in (0.0, HANG, np.nan, 0.2)]
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client, DaskEvaluator(FRAGILE, client, timeout=1.0) as evaluator:
+            outcomes = dict(evaluator.evaluate(vectors))
+    assert sorted(outcomes) == [0, 1, 2, 3]
+    assert "timed out after 1 s" in outcomes[1].error
+    assert "refuses NaN candidates" in outcomes[2].error  # the loss raised: one failed evaluation
+    assert outcomes[0].ok and outcomes[3].ok
