@@ -16,6 +16,12 @@ from afterlearner.retrofit import RetrofitResult
 from afterlearner.store import Store
 
 
+def make_console() -> Console:
+    """A console for tables: the terminal's width, or 130 columns when output is not a terminal."""
+    plain = Console()
+    return plain if plain.is_terminal else Console(width=130)
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -60,7 +66,7 @@ def print_result(result: RetrofitResult, title: str = "retrofit", console: Conso
     table.add_column("value", justify="right")
     for label, value in result_rows(result):
         table.add_row(label, value)
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
 
 
 def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:
@@ -82,7 +88,7 @@ def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:
 
 def print_store(store: Store, delta: float = 0.05, console: Console | None = None) -> None:
     settings = store.settings()
-    console = console or Console()
+    console = console or make_console()
     if settings is None:
         console.print(f"{store.path}: an empty store (no run yet)")
         return
@@ -116,7 +122,7 @@ def plot_convergence(series: dict[str, Sequence[float | None]], path: str | Path
         colour = f"C{index}"
         xs = np.arange(1, len(losses) + 1)
         ys = np.array([np.nan if loss is None else loss for loss in losses], dtype=float)
-        axes.scatter(xs, ys, s=8, alpha=0.35, color=colour)
+        axes.scatter(xs, ys, s=8, alpha=0.35, color=colour, label=f"{label} (each evaluation)")
         axes.plot(xs, best_so_far(losses), color=colour, label=f"{label} (best so far)")
     axes.set_xlabel("evaluation")
     axes.set_ylabel("ℵ-loss")

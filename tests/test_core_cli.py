@@ -1,0 +1,84 @@
+"""The command line: demo, run (with resume), show (table and plot), and clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import afterlearner as al
+from afterlearner.cli import main
+
+TASK = Path(__file__).parent / "tasks" / "quadratic_task.py"
+
+
+def test_demo_shows_a_held_out_gain(tmp_path, capsys) -> None:
+    plot = tmp_path / "demo.png"
+    store = tmp_path / "demo.sqlite"
+    assert main(["demo", "--quiet", "--plot", str(plot), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out loss, retrofitted" in out and "overfitting bound" in out
+    assert plot.stat().st_size > 10_000
+    with al.Store.open(store, readonly=True) as journal:
+        run = journal.runs()[0]
+    assert run["evaluations"] == 200
+    assert run["best_loss"] < run["initial_loss"]
+    # the gain holds on the disjoint, balanced held-out set
+    assert run["test_best"] < run["test_initial"] - 0.01
+
+
+def test_run_then_resume_then_show(tmp_path, capsys) -> None:
+    store = tmp_path / "run.sqlite"
+    args = ["run", f"{TASK}:task", "--budget", "25", "--seed", "3", "--store", str(store), "--quiet"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "quadratic" in first and "25 (0)" in first
+    assert main(args) == 0  # resumes: everything replayed, same table
+
+    def without_timing(text: str) -> list[str]:
+        return [line for line in text.splitlines() if "wall time" not in line]
+
+    assert without_timing(capsys.readouterr().out) == without_timing(first)
+    plot = tmp_path / "curve.png"
+    assert main(["show", str(store), "--plot", str(plot)]) == 0
+    shown = capsys.readouterr().out
+    assert "finished" in shown and "25/25" in shown and "OnePlusOne" in shown
+    assert plot.exists()
+
+
+def test_run_factory_defaults_to_task(tmp_path, capsys) -> None:
+    assert main(["run", str(TASK), "--budget", "5", "--quiet"]) == 0
+    assert "5 (0)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.py:task"], "task file missing.py does not exist"),
+        (["run", f"{TASK}:nope"], "has no function 'nope'"),
+        (["run", f"{TASK}:task", "--optimizer", "OnePlusOen"], "did you mean OnePlusOne"),
+        (["run", f"{TASK}:task", "--budget", "0"], "budget must be an integer >= 1"),
+        (["show", "nowhere.sqlite"], "no such store"),
+    ],
+)
+def test_errors_are_one_clear_line(args, message, capsys) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_show_a_file_that_is_not_a_store(tmp_path, capsys) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("just notes, certainly not an SQLite database")
+    assert main(["show", str(text)]) == 2
+    assert "not an afterlearner store" in capsys.readouterr().err
+
+
+def test_progress_bar_shows_the_best_loss_and_quiet_hides_it(tmp_path) -> None:
+    command = [sys.executable, "-m", "afterlearner", "run", f"{TASK}:task", "--budget", "10"]
+    loud = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "10/10" in loud.stdout and "best " in loud.stdout
+    quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=True)
+    assert "10/10" not in quiet.stdout
