@@ -5,8 +5,8 @@ latent prior is N(0, I)) and the scales of its three weight matrices (3 factors 
 11 numbers. :func:`digit_task` is the factory ``afterlearner feedback demo`` serves.
 
 For measurements, :func:`style_distance` is a hidden target a simulated user can judge by: the mean
-squared pixel distance between the generated image and the mean image of one digit class of
-scikit-learn's digits ("draw me a typical 3").
+squared pixel distance between the generated image and one handwritten digit of scikit-learn's
+digits ("draw me a digit in this person's style").
 """
 
 from __future__ import annotations
@@ -75,15 +75,19 @@ def digit_task() -> FeedbackTask:
     return DigitSteering().task()
 
 
+#: The hidden target of the measurements in docs/online.md: sample 200 of scikit-learn's digits.
+TARGET_SAMPLE = 200
+
+
 @cache
-def class_mean(digit: int) -> np.ndarray:
-    """The mean (8, 8) image of one digit class of scikit-learn's digits, in [0, 1]."""
-    if digit not in range(10):
-        raise ValueError(f"digit must be 0..9, got {digit!r}")
-    data = load_digits()
-    return (data.images[data.target == digit] / 16.0).mean(axis=0)
+def target_image(sample: int = TARGET_SAMPLE) -> np.ndarray:
+    """One handwritten digit of scikit-learn's digits as an (8, 8) image in [0, 1]: a target style."""
+    images = load_digits().images
+    if not 0 <= sample < len(images):
+        raise ValueError(f"sample must be 0..{len(images) - 1}, got {sample!r}")
+    return images[sample] / 16.0
 
 
-def style_distance(picture: np.ndarray, digit: int) -> float:
-    """Mean squared pixel distance of an (8, 8) image to the mean image of ``digit`` (lower is closer)."""
-    return float(np.mean((np.asarray(picture, dtype=float).reshape(8, 8) - class_mean(digit)) ** 2))
+def style_distance(picture: np.ndarray, sample: int = TARGET_SAMPLE) -> float:
+    """Mean squared pixel distance of an (8, 8) image to the target digit ``sample`` (lower is closer)."""
+    return float(np.mean((np.asarray(picture, dtype=float).reshape(8, 8) - target_image(sample)) ** 2))

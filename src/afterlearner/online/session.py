@@ -44,9 +44,9 @@ from afterlearner.online.space import SearchSpace, search_space
 from afterlearner.optimizers import get as get_optimizer
 from afterlearner.space import Aleph
 
-#: The default optimizer of a feedback session: a (1+1) evolution strategy, which asks k mutations
-#: of the current best, exactly what "pick the best, or none" answers (measured in docs/online.md).
-DEFAULT_OPTIMIZER = "OnePlusOne"
+#: The default optimizer of a feedback session: differential evolution, the best of the comparison-based
+#: optimizers we measured with a simulated user on the digit demo (docs/online.md).
+DEFAULT_OPTIMIZER = "TwoPointsDE"
 #: How many times in a row the optimizer may re-propose the current best before we give up.
 MAX_DUPLICATES = 1000
 
