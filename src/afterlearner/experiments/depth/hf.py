@@ -22,7 +22,10 @@ from afterlearner.experiments.depth.task import DepthData, depth_task
 from afterlearner.task import Task
 
 #: The head's last convolution of ``DPTForDepthEstimation`` (per-input-channel scales and its bias).
-DPT_LAST_LAYERS = [("dpt.head.head.4.weight", "scale", "column"), ("dpt.head.head.4.bias", "offset", "element")]
+DPT_LAST_LAYERS = [
+    ("dpt.head.head.4.weight", "scale", "column"),
+    ("dpt.head.head.4.bias", "offset", "element"),
+]
 
 
 class DPTDepth(nn.Module):

@@ -59,7 +59,9 @@ class Calibrated(nn.Module):
     model as trained) and are the natural ℵ-parameters of a depth model.
     """
 
-    def __init__(self, model: nn.Module, output: Output = "log", scale: float = 1.0, shift: float = 0.0) -> None:
+    def __init__(
+        self, model: nn.Module, output: Output = "log", scale: float = 1.0, shift: float = 0.0
+    ) -> None:
         super().__init__()
         if output not in ("log", "depth", "disparity"):
             raise ValueError(f"output must be 'log', 'depth' or 'disparity', got {output!r}")

@@ -16,7 +16,7 @@ import numpy as np
 
 #: Image side in pixels.
 SIDE = 32
-#: Depth of the back wall range (metres) and the range of the camera height above the ground (a mounted camera: nearly fixed).
+#: Range of the back wall depth and of the camera height above the ground (metres; a mounted camera).
 WALL_RANGE = (7.0, 16.0)
 CAMERA_HEIGHT = (1.5, 1.7)
 
@@ -84,7 +84,9 @@ def _hit_box(rays: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.nd
     return t, normals
 
 
-def render_scene(rng: np.random.Generator, camera: Camera = Camera(), side: int = SIDE) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    rng: np.random.Generator, camera: Camera = Camera(), side: int = SIDE
+) -> tuple[np.ndarray, np.ndarray]:
     """One random scene: an RGB image (3, side, side) in [0, 1] and its depth map (side, side) in metres."""
     rays = _rays(camera, side)
     height = rng.uniform(*CAMERA_HEIGHT)
@@ -123,7 +125,9 @@ def render_scene(rng: np.random.Generator, camera: Camera = Camera(), side: int 
     )
 
 
-def render_dataset(count: int, seed: int, camera: Camera = Camera(), side: int = SIDE) -> tuple[np.ndarray, np.ndarray]:
+def render_dataset(
+    count: int, seed: int, camera: Camera = Camera(), side: int = SIDE
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` scenes from ``seed``: images (count, 3, side, side) and depths (count, side, side)."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")

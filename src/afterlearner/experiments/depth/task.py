@@ -5,7 +5,7 @@ and is deployed behind another lens (a longer focal length, :data:`DEPLOY_CAMERA
 now systematically off, and what the application measures is δ1, the fraction of pixels whose
 depth ratio max(d/d*, d*/d) is below 1.25: a step function of the output, zero-gradient almost
 everywhere. Retrofitting searches the output scale and shift (in log-depth) and the per-channel
-scales and bias of the last convolution, on 48 scenes of the deployment camera, and is checked on
+scales and bias of the last convolution, on 64 scenes of the deployment camera, and is checked on
 200 other scenes of that camera. The ℵ-loss is the mean over scenes of 1 − δ1 (one sample per
 scene, values in [0, 1], so the bound applies with n = number of scenes).
 """
@@ -79,24 +79,44 @@ def depth_task(
     for pattern, mode, per in last_layers:
         aleph.add(f"model.{pattern}", mode=mode, per=per)  # type: ignore[arg-type]
     return Task(
-        aleph=aleph, loss=DepthLoss(aleph_data), test_loss=DepthLoss(test_data), name=name, n=len(aleph_data),
-        budget=DEFAULT_BUDGET, optimizer=DEFAULT_OPTIMIZER,
+        aleph=aleph,
+        loss=DepthLoss(aleph_data),
+        test_loss=DepthLoss(test_data),
+        name=name,
+        n=len(aleph_data),
+        budget=DEFAULT_BUDGET,
+        optimizer=DEFAULT_OPTIMIZER,
         description="1 − δ1 of a depth model on an ℵ-set of scenes; held-out scenes for the check",
     )
 
 
-#: The last layers of :class:`DepthNet` searched besides the output scale and shift.
-LAST_LAYERS = [("head.weight", "scale", "column"), ("head.bias", "offset", "element")]
+#: ℵ-space choices: the layers of :class:`DepthNet` searched besides the output scale and shift.
+#: ``"head"`` (the default, 19 scalars): per-input-channel factors and bias of the last convolution;
+#: ``"output"`` (2 scalars): scale and shift only; ``"head+bn"`` (51 scalars): also the per-channel
+#: gains and biases of the last normalisation layer.
+ALEPH_CHOICES: dict[str, list[tuple[str, str, str]]] = {
+    "output": [],
+    "head": [("head.weight", "scale", "column"), ("head.bias", "offset", "element")],
+    "head+bn": [
+        ("head.weight", "scale", "column"),
+        ("head.bias", "offset", "element"),
+        ("up2.1.weight", "scale", "element"),
+        ("up2.1.bias", "offset", "element"),
+    ],
+}
+DEFAULT_ALEPH = "head"
 
 
-def make_task(reduced: bool = False, weights: str | Path | None = None) -> Task:
-    """The experiment: committed CNN, 48 ℵ-scenes and 200 held-out scenes from the deployment camera."""
+def make_task(reduced: bool = False, aleph: str = DEFAULT_ALEPH, weights: str | Path | None = None) -> Task:
+    """The experiment: committed CNN, 64 ℵ-scenes and 200 held-out scenes from the deployment camera."""
+    if aleph not in ALEPH_CHOICES:
+        raise ValueError(f"aleph must be one of {', '.join(ALEPH_CHOICES)}, got {aleph!r}")
     aleph_count = REDUCED_ALEPH_SCENES if reduced else ALEPH_SCENES
     test_count = REDUCED_TEST_SCENES if reduced else TEST_SCENES
     aleph_data = DepthData(*render_dataset(aleph_count, ALEPH_SEED, DEPLOY_CAMERA))
     test_data = DepthData(*render_dataset(test_count, TEST_SEED, DEPLOY_CAMERA))
     model = Calibrated(load_depth_net(weights), output="log").eval()
-    return depth_task(model, aleph_data, test_data, LAST_LAYERS)
+    return depth_task(model, aleph_data, test_data, ALEPH_CHOICES[aleph])
 
 
 def task() -> Task:

@@ -54,7 +54,9 @@ def main() -> None:
     started = time.perf_counter()
     model = train(args.scenes, args.epochs)
     torch.save({"width": model.width, "state_dict": model.state_dict()}, args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":
