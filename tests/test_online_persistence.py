@@ -1,0 +1,135 @@
+"""Feedback sessions survive restarts: everything is stored as it happens and replayed exactly."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nevergrad as ng
+import numpy as np
+import pytest
+
+from afterlearner.errors import StoreError
+from afterlearner.online import Best, FeedbackSession, NoneBetter, Pair, Ranking, text
+from afterlearner.retrofit import retrofit
+from afterlearner.space import Aleph
+
+ANSWERS = [Best(1), NoneBetter(), Ranking((2, "current", 0, 1)), Pair("current", 0), Best(0), NoneBetter(),
+           Best(2), Pair(1, "current")]
+
+
+def render(vector: np.ndarray) -> object:
+    return text(",".join(f"{x:.4f}" for x in vector))
+
+
+def session(store: Path | None, **options: object) -> FeedbackSession:
+    settings = {"k": 3, "budget": 8, "seed": 3, "optimizer": "TwoPointsDE", **options}
+    return FeedbackSession(ng.p.Array(init=np.zeros(4)), render, store=store, **settings)
+
+
+def vectors(proposal: object) -> np.ndarray:
+    return np.stack([c.vector for c in proposal.candidates])  # type: ignore[attr-defined]
+
+
+def test_every_proposal_and_answer_is_committed_as_it_happens(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    s = session(path)
+    p = s.propose()
+    reader = sqlite3.connect(path)
+    stored = reader.execute("SELECT id, vectors FROM feedback_proposals").fetchall()
+    assert [row[0] for row in stored] == [1]
+    assert np.array_equal(np.frombuffer(stored[0][1], dtype="<f8").reshape(3, 4), vectors(p))
+    s.answer(p.id, Best(2))
+    row = reader.execute("SELECT proposal_id, feedback, losses, new_best FROM feedback_answers").fetchone()
+    assert row == (1, '{"kind": "best", "choice": 2}', "[0.0, 0.0, -1.0]", 2)
+    s.close()
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 3, 5])
+def test_restart_resumes_exactly_where_it_was(tmp_path: Path, stop_after: int) -> None:
+    reference = session(None)
+    expected = []
+    for answer in ANSWERS:
+        p = reference.propose()
+        expected.append((p.id, vectors(p)))
+        reference.answer(p.id, answer)
+
+    path = tmp_path / "s.sqlite"
+    first = session(path)
+    for answer in ANSWERS[:stop_after]:
+        first.answer(first.propose().id, answer)
+    pending = first.propose()  # shown to the person, not answered yet
+    first.close()
+
+    second = session(path)
+    assert second.progress().answers == stop_after
+    again = second.propose()
+    assert again.id == pending.id and np.array_equal(vectors(again), vectors(pending))
+    for answer in ANSWERS[stop_after:]:
+        p = second.propose()
+        assert p.id == expected[p.id - 1][0] and np.array_equal(vectors(p), expected[p.id - 1][1])
+        second.answer(p.id, answer)
+    assert np.array_equal(second.best.vector, reference.best.vector)
+    assert second.propose() is None
+    rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM feedback_proposals").fetchone()[0]
+    assert rows == len(ANSWERS)  # nothing asked twice
+    second.close()
+
+
+def test_a_killed_process_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "killed.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_online_persistence import session, ANSWERS
+        from pathlib import Path
+        s = session(Path({str(path)!r}))
+        for answer in ANSWERS[:3]:
+            s.answer(s.propose().id, answer)
+        s.propose()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    resumed = session(path)
+    assert resumed.progress().answers == 3 and resumed.propose().id == 4
+    reference = session(None)
+    for answer in ANSWERS[:3]:
+        reference.answer(reference.propose().id, answer)
+    assert np.array_equal(vectors(resumed.propose()), vectors(reference.propose()))
+    assert np.array_equal(resumed.best.vector, reference.best.vector)
+    resumed.close()
+
+
+@pytest.mark.parametrize("change", [{"k": 4}, {"budget": 9}, {"seed": 4}, {"optimizer": "OnePlusOne"}])
+def test_a_store_of_other_settings_is_refused(tmp_path: Path, change: dict) -> None:
+    path = tmp_path / "s.sqlite"
+    session(path).close()
+    with pytest.raises(StoreError, match="other settings"):
+        session(path, **change)
+
+
+def test_other_files_are_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all")
+    with pytest.raises(StoreError, match="not an afterlearner store"):
+        session(junk)
+    offline = tmp_path / "offline.sqlite"
+    model = __import__("torch").nn.Linear(2, 1)
+    retrofit(Aleph(model).add("bias"), lambda: 1.0, budget=2, store=offline)
+    with pytest.raises(StoreError, match="offline retrofit store"):
+        session(offline)
+
+
+def test_a_store_that_does_not_replay_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    s = session(path)
+    s.answer(s.propose().id, Best(0))
+    s.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE feedback_proposals SET vectors = ? WHERE id = 1", (np.ones(12).tobytes(),))
+    with pytest.raises(StoreError, match="gave other candidates than stored"):
+        session(path)
