@@ -1,0 +1,193 @@
+"""The feedback web server: token on every request, every rejection case, no double counting."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import nevergrad as ng
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from afterlearner.online import FeedbackSession, text
+from afterlearner.online.render import sound
+from afterlearner.online.server import MAX_BODY, create_app, new_token
+from afterlearner.online.task import FeedbackTask
+
+
+def render(vector: np.ndarray) -> object:
+    return text(" ".join(f"{x:.2f}" for x in vector))
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> tuple[TestClient, FeedbackSession, dict[str, str]]:
+    task = FeedbackTask(ng.p.Array(init=np.zeros(2)), render, k=3, budget=4, prompt="Pick one")
+    session = task.session(store=tmp_path / "s.sqlite")
+    token = new_token()
+    client = TestClient(create_app(session, task, token))
+    yield client, session, {"Authorization": f"Bearer {token}"}
+    session.close()
+
+
+def answers_in_store(session: FeedbackSession) -> int:
+    return session._journal.connection.execute("SELECT COUNT(*) FROM feedback_answers").fetchone()[0]  # type: ignore[union-attr]
+
+
+def test_state_and_a_vote(served: tuple) -> None:
+    client, session, auth = served
+    state = client.get("/api/state", headers=auth).json()
+    assert state["task"]["prompt"] == "Pick one"
+    assert state["progress"] == {"answers": 0, "budget": 4, "improvements": 0, "done": False}
+    assert state["best"] == {"kind": "text", "text": "0.00 0.00"}
+    assert [c["index"] for c in state["proposal"]["candidates"]] == [0, 1, 2]
+    vote = {"proposal": 1, "feedback": {"kind": "best", "choice": 2}}
+    response = client.post("/api/answer", headers=auth, json=vote)
+    assert response.status_code == 200
+    after = response.json()
+    assert after["progress"]["answers"] == 1 and after["proposal"]["id"] == 2
+    assert after["best"]["text"] == state["proposal"]["candidates"][2]["text"]
+    assert answers_in_store(session) == 1
+
+
+@pytest.mark.parametrize("path", ["/", "/api/state", "/favicon.ico", "/docs"])
+@pytest.mark.parametrize("credentials", [{}, {"params": {"token": "wrong-token-wrong-token"}},
+                                         {"headers": {"Authorization": "Bearer wrong-token-wrong"}},
+                                         {"headers": {"Authorization": "Basic abc"}}])
+def test_every_request_needs_the_token(served: tuple, path: str, credentials: dict) -> None:
+    client, _, _ = served
+    response = client.get(path, **credentials)
+    assert response.status_code == 401
+    assert "access token" in response.json()["error"]
+
+
+def test_token_in_the_address_opens_the_page(served: tuple) -> None:
+    client, _, auth = served
+    token = auth["Authorization"].split()[1]
+    page = client.get("/", params={"token": token})
+    assert page.status_code == 200 and "None of these is better" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/api/state", params={"token": token}).status_code == 200
+    vote = {"proposal": 1, "feedback": {"kind": "none"}}
+    assert client.post("/api/answer", params={"token": token}, json=vote).status_code == 200
+
+
+def test_vote_without_token_changes_nothing(served: tuple) -> None:
+    client, session, auth = served
+    client.get("/api/state", headers=auth)
+    response = client.post("/api/answer", json={"proposal": 1, "feedback": {"kind": "none"}})
+    assert response.status_code == 401 and session.progress().answers == 0 and answers_in_store(session) == 0
+
+
+REJECTIONS = [
+    # (body or raw bytes, status, message part)
+    (b"{not json", 400, "must be JSON"),
+    (b"\xff\xfe", 400, "must be JSON"),
+    ([1, 2], 422, "keys 'proposal' and 'feedback'"),
+    ({"proposal": 1}, 422, "keys 'proposal' and 'feedback'"),
+    ({"proposal": 1, "feedback": {"kind": "none"}, "extra": 1}, 422, "keys 'proposal' and 'feedback'"),
+    ({"proposal": 1, "feedback": "none"}, 422, "must be an object"),
+    ({"proposal": 1, "feedback": {"kind": "best", "choice": 3}}, 422, "not a candidate"),
+    ({"proposal": 1, "feedback": {"kind": "best", "choice": "0"}}, 422, "candidate index"),
+    ({"proposal": 1, "feedback": {"kind": "best"}}, 422, "exactly the fields"),
+    ({"proposal": 1, "feedback": {"kind": "vote", "choice": 0}}, 422, "kind must be one of"),
+    ({"proposal": 1, "feedback": {"kind": "ranking", "order": [0, 1, 2]}}, 422, "exactly once"),
+    ({"proposal": 1, "feedback": {"kind": "pair", "winner": 0, "loser": 0}}, 422, "must differ"),
+    ({"proposal": "1", "feedback": {"kind": "none"}}, 422, "integer id"),
+    ({"proposal": None, "feedback": {"kind": "none"}}, 422, "integer id"),
+    ({"proposal": 99, "feedback": {"kind": "none"}}, 404, "no proposal 99"),
+    ({"proposal": -1, "feedback": {"kind": "none"}}, 404, "no proposal -1"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), REJECTIONS)
+def test_rejections_are_clear_and_change_nothing(served: tuple, body: object, status: int, message: str
+                                                 ) -> None:
+    client, session, auth = served
+    before = client.get("/api/state", headers=auth).json()
+    if isinstance(body, bytes):
+        headers = {**auth, "Content-Type": "application/json"}
+        response = client.post("/api/answer", headers=headers, content=body)
+    else:
+        response = client.post("/api/answer", headers=auth, json=body)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert client.get("/api/state", headers=auth).json() == before
+    assert answers_in_store(session) == 0
+
+
+def test_stale_votes_and_replays_are_refused(served: tuple) -> None:
+    client, session, auth = served
+    client.get("/api/state", headers=auth)
+    vote = {"proposal": 1, "feedback": {"kind": "best", "choice": 0}}
+    assert client.post("/api/answer", headers=auth, json=vote).status_code == 200
+    before = client.get("/api/state", headers=auth).json()
+    for replay in (vote, {"proposal": 1, "feedback": {"kind": "none"}}):
+        response = client.post("/api/answer", headers=auth, json=replay)
+        assert response.status_code == 409
+        assert response.json()["error"] == "proposal 1 was already answered; the open proposal is 2"
+    assert client.get("/api/state", headers=auth).json() == before and answers_in_store(session) == 1
+
+
+def test_finished_session(served: tuple) -> None:
+    client, session, auth = served
+    for proposal in range(1, 5):
+        client.get("/api/state", headers=auth)
+        assert client.post("/api/answer", headers=auth,
+                           json={"proposal": proposal, "feedback": {"kind": "none"}}).status_code == 200
+    state = client.get("/api/state", headers=auth).json()
+    assert state["progress"]["done"] and state["proposal"] is None
+    response = client.post("/api/answer", headers=auth, json={"proposal": 5, "feedback": {"kind": "none"}})
+    assert response.status_code == 409 and "finished" in response.json()["error"]
+    assert answers_in_store(session) == 4
+
+
+def test_oversized_bodies_are_refused(served: tuple) -> None:
+    client, session, auth = served
+    body = b'{"proposal": 1, "feedback": {"kind": "none", "pad": "' + b"x" * MAX_BODY + b'"}}'
+    response = client.post("/api/answer", headers={**auth, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 413 and session.progress().answers == 0
+
+
+def test_two_tabs_voting_at_once_count_once(served: tuple) -> None:
+    client, session, auth = served
+    for proposal in (1, 2, 3):
+        client.get("/api/state", headers=auth)
+        statuses: list[int] = []
+        barrier = threading.Barrier(6)
+
+        def vote(choice: int, proposal: int = proposal, barrier: threading.Barrier = barrier,
+                 statuses: list[int] = statuses) -> None:
+            barrier.wait()
+            body = {"proposal": proposal, "feedback": {"kind": "best", "choice": choice}}
+            statuses.append(client.post("/api/answer", headers=auth, json=body).status_code)
+
+        threads = [threading.Thread(target=vote, args=(i % 3,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(statuses) == [200, 409, 409, 409, 409, 409]
+    assert session.progress().answers == 3 and answers_in_store(session) == 3
+
+
+def test_sound_candidates_are_served_as_wav(tmp_path: Path) -> None:
+    def tone(vector: np.ndarray) -> object:
+        t = np.arange(800) / 8000
+        return sound(0.5 * np.sin(2 * np.pi * (440 + 100 * vector[0]) * t), rate=8000)
+
+    task = FeedbackTask(ng.p.Array(init=np.zeros(1)), tone, k=2, budget=2)
+    session = FeedbackSession(task.space, task.render, k=2, budget=2)
+    token = new_token()
+    client = TestClient(create_app(session, task, token))
+    state = client.get("/api/state", params={"token": token}).json()
+    assert state["best"]["kind"] == "sound" and state["best"]["url"].startswith("data:audio/wav;base64,")
+    assert all(c["kind"] == "sound" for c in state["proposal"]["candidates"])
+
+
+def test_short_tokens_are_refused() -> None:
+    task = FeedbackTask(ng.p.Array(init=np.zeros(1)), render)
+    with pytest.raises(ValueError, match="at least 16"):
+        create_app(FeedbackSession(task.space, task.render), task, "short")
+    assert len(new_token()) >= 32 and new_token() != new_token()
