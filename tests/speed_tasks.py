@@ -1,8 +1,8 @@
 """Task factories for the speed tests (loaded by worker processes through ``load_task``).
 
 ``task``: a small classifier with a DatasetLoss. ``fragile``: the same model with an opaque loss
-that kills its process when the first ℵ-offset is 99, hangs when it is 77 and raises when it is NaN, so tests can make a
-worker die or hang on purpose with one chosen candidate.
+that kills its process when the first ℵ-offset is 99, hangs when it is 77 and raises when it is
+NaN, so tests can make a worker die, hang or fail on purpose with one chosen candidate.
 """
 
 from __future__ import annotations

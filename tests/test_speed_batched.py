@@ -36,8 +36,11 @@ def setup():
     model = Net().eval()
     x, y = torch.randn(90, 10), torch.randint(0, 4, (90,))
     aleph = (
-        Aleph(model).add("fc.bias").add("fc.weight", mode="scale", per="row")
-        .add("norm.weight", mode="scale", per="tensor").add("features.0.weight", mode="scale", per="column")
+        Aleph(model)
+        .add("fc.bias")
+        .add("fc.weight", mode="scale", per="row")
+        .add("norm.weight", mode="scale", per="tensor")
+        .add("features.0.weight", mode="scale", per="column")
         .add("norm.bias")
     )
     rng = np.random.default_rng(1)

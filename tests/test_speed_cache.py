@@ -9,7 +9,13 @@ import torch
 from afterlearner import Aleph, retrofit
 from afterlearner.evaluators import SequentialEvaluator, default_evaluator
 from afterlearner.evaluators.batched import BatchedEvaluator
-from afterlearner.evaluators.cache import BoundaryError, CachedEvaluator, CacheWarning, PrefixCache, parse_bytes
+from afterlearner.evaluators.cache import (
+    BoundaryError,
+    CachedEvaluator,
+    CacheWarning,
+    PrefixCache,
+    parse_bytes,
+)
 from afterlearner.losses import DatasetLoss, error_rate, f1_loss
 
 
@@ -17,8 +23,11 @@ class ConvNet(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 8, 3, padding=1),
-            torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2),
         )
         self.head = torch.nn.Linear(32, 5)
         self.temperature = 1.0
@@ -50,7 +59,9 @@ def losses(evaluator, vectors):
 
 def candidates(aleph, count=6, scale=0.5, seed=0):
     rng = np.random.default_rng(seed)
-    return [aleph.identity()] + [aleph.identity() + rng.normal(0, scale, len(aleph)) for _ in range(count - 1)]
+    return [aleph.identity()] + [
+        aleph.identity() + rng.normal(0, scale, len(aleph)) for _ in range(count - 1)
+    ]
 
 
 @pytest.fixture
@@ -120,7 +131,9 @@ def test_memory_limit_falls_back_with_a_warning(conv):
         cache = PrefixCache(aleph, loss, memory_limit="1KiB")
     assert not cache.enabled
     vectors = candidates(aleph)
-    assert losses(CachedEvaluator(aleph, loss, cache=cache), vectors) == losses(SequentialEvaluator(aleph, loss), vectors)
+    assert losses(CachedEvaluator(aleph, loss, cache=cache), vectors) == losses(
+        SequentialEvaluator(aleph, loss), vectors
+    )
     assert PrefixCache(aleph, loss, memory_limit="1MB").enabled
     assert parse_bytes("2GiB") == 2 * 2**30 and parse_bytes(1e3) == 1000
     with pytest.raises(ValueError, match="memory size"):

@@ -24,7 +24,9 @@ def test_error_rate_matches_hand_written(data):
     model, x, y = data
     expected = float(np.mean((model(x).argmax(1) != y).numpy()))
     for batch_size in (None, 1, 7, 100, 1000):
-        assert DatasetLoss(x, y, error_rate, batch_size=batch_size)(model) == pytest.approx(expected, abs=1e-12)
+        assert DatasetLoss(x, y, error_rate, batch_size=batch_size)(model) == pytest.approx(
+            expected, abs=1e-12
+        )
 
 
 def test_sklearn_metrics_match(data):
@@ -33,7 +35,9 @@ def test_sklearn_metrics_match(data):
     assert DatasetLoss(x, y.numpy(), f1_loss("macro"), batch_size=10)(model) == pytest.approx(
         1 - f1_score(y.numpy(), predicted, average="macro")
     )
-    assert DatasetLoss(x, y, balanced_error)(model) == pytest.approx(1 - balanced_accuracy_score(y, predicted))
+    assert DatasetLoss(x, y, balanced_error)(model) == pytest.approx(
+        1 - balanced_accuracy_score(y, predicted)
+    )
 
 
 def test_dataloader_and_custom_forward(data):
@@ -74,3 +78,9 @@ def test_bad_inputs_are_refused(data):
         DatasetLoss(x, y, metric="accuracy")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="returned tuple"):
         DatasetLoss(x, y, forward=lambda m, inputs: (m(inputs),))(model)
+
+
+def test_population_metric_equals_per_candidate():
+    torch.manual_seed(2)
+    outputs, targets = torch.randn(7, 53, 4), torch.randint(0, 4, (53,))
+    assert error_rate.population(outputs, targets) == [error_rate(o, targets) for o in outputs]

@@ -33,8 +33,12 @@ def test_workers_that_die_or_hang_cost_one_evaluation():
     task = load_task(FRAGILE)
     identity = task.aleph.identity()
     vectors = [with_first(identity, v) for v in (0.0, DIE, 0.3, HANG, -0.2, 0.1)]
-    expected = {i: o.loss for i, o in SequentialEvaluator(task.aleph, task.loss).evaluate(
-        [v for v in vectors if v[0] not in (DIE, HANG)])}
+    expected = {
+        i: o.loss
+        for i, o in SequentialEvaluator(task.aleph, task.loss).evaluate(
+            [v for v in vectors if v[0] not in (DIE, HANG)]
+        )
+    }
     with ProcessEvaluator(FRAGILE, processes=2, timeout=1.5, aleph=task.aleph) as evaluator:
         outcomes = dict(evaluator.evaluate(vectors))
         assert sorted(outcomes) == list(range(6))
@@ -66,20 +70,47 @@ def test_same_journal_with_1_or_2_processes_or_dask(tmp_path):
 
     settings = dict(budget=20, workers=4, seed=5, progress=False)
     task = load_task(TASK)
-    plain = retrofit(task.aleph, task.loss, store=tmp_path / "plain.sqlite",
-                     evaluator=SequentialEvaluator(task.aleph, task.loss), **settings)
+    plain = retrofit(
+        task.aleph,
+        task.loss,
+        store=tmp_path / "plain.sqlite",
+        evaluator=SequentialEvaluator(task.aleph, task.loss),
+        **settings,
+    )
     task.aleph.restore()
-    one = retrofit(task.aleph, task.loss, store=tmp_path / "one.sqlite",
-                   evaluator=ProcessEvaluator(TASK, processes=1, aleph=task.aleph), **settings)
-    code = main(["run", TASK, "--processes", "2", "--workers", "4", "--budget", "20", "--seed", "5", "--quiet",
-                 "--store", str(tmp_path / "two.sqlite")])
+    one = retrofit(
+        task.aleph,
+        task.loss,
+        store=tmp_path / "one.sqlite",
+        evaluator=ProcessEvaluator(TASK, processes=1, aleph=task.aleph),
+        **settings,
+    )
+    code = main(
+        [
+            "run",
+            TASK,
+            "--processes",
+            "2",
+            "--workers",
+            "4",
+            "--budget",
+            "20",
+            "--seed",
+            "5",
+            "--quiet",
+            "--store",
+            str(tmp_path / "two.sqlite"),
+        ]
+    )
     assert code == 0
     task.aleph.restore()
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             evaluator = DaskEvaluator(TASK, client, aleph=task.aleph)
             assert evaluator.slots() == 2
-            dask = retrofit(task.aleph, task.loss, store=tmp_path / "dask.sqlite", evaluator=evaluator, **settings)
+            dask = retrofit(
+                task.aleph, task.loss, store=tmp_path / "dask.sqlite", evaluator=evaluator, **settings
+            )
     reference = journal(tmp_path / "plain.sqlite")
     assert len(reference) == 20 and len({loss for _, _, loss, _ in reference}) > 1
     for name in ("one", "two", "dask"):

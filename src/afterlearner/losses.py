@@ -45,6 +45,16 @@ def error_rate(outputs: torch.Tensor, targets: Any) -> float:
     return float(np.mean(predictions(outputs) != _as_numpy(targets)))
 
 
+def _error_rates(outputs: torch.Tensor, targets: Any) -> list[float]:
+    """:func:`error_rate` of each candidate's outputs ``(λ, n, classes)`` at once (same floats)."""
+    return [float(value) for value in np.mean(predictions(outputs) != _as_numpy(targets)[None], axis=1)]
+
+
+#: A metric may carry ``population(outputs of λ candidates, targets) -> λ floats``, equal to calling it
+#: on each candidate's outputs; the batched evaluator then scores a whole population in one call.
+error_rate.population = _error_rates  # type: ignore[attr-defined]
+
+
 def balanced_error(outputs: torch.Tensor, targets: Any) -> float:
     """1 − balanced accuracy: the mean over classes of the per-class error rate."""
     from sklearn.metrics import balanced_accuracy_score
@@ -57,7 +67,9 @@ def f1_loss(average: str = "macro") -> Metric:
     from sklearn.metrics import f1_score
 
     def metric(outputs: torch.Tensor, targets: Any) -> float:
-        return 1.0 - float(f1_score(_as_numpy(targets), predictions(outputs), average=average, zero_division=0))
+        return 1.0 - float(
+            f1_score(_as_numpy(targets), predictions(outputs), average=average, zero_division=0)
+        )
 
     metric.__name__ = f"f1_loss_{average}"
     return metric
@@ -78,7 +90,9 @@ def _split(inputs: Any, batch_size: int | None) -> list[Any]:
     """Batches of a tensor or of a tuple of tensors sharing their first dimension."""
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
     if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
-        raise ConfigError("DatasetLoss inputs must be a tensor, a tuple of tensors, or a DataLoader of (x, y)")
+        raise ConfigError(
+            "DatasetLoss inputs must be a tensor, a tuple of tensors, or a DataLoader of (x, y)"
+        )
     count = len(tensors[0])
     if any(len(t) != count for t in tensors):
         raise ConfigError(f"the input tensors have different lengths: {[len(t) for t in tensors]}")
@@ -133,9 +147,13 @@ class DatasetLoss:
         batch_size: int | None = None,
     ) -> None:
         if not callable(metric):
-            raise ConfigError(f"metric must be callable as metric(outputs, targets), got {type(metric).__name__}")
+            raise ConfigError(
+                f"metric must be callable as metric(outputs, targets), got {type(metric).__name__}"
+            )
         if forward is not None and not callable(forward):
-            raise ConfigError(f"forward must be callable as forward(model, inputs), got {type(forward).__name__}")
+            raise ConfigError(
+                f"forward must be callable as forward(model, inputs), got {type(forward).__name__}"
+            )
         if isinstance(inputs, (torch.Tensor, tuple)):
             if targets is None:
                 raise ConfigError("DatasetLoss needs targets beside tensor inputs")
@@ -162,7 +180,9 @@ class DatasetLoss:
         """The forward pass of one batch."""
         out = self.forward(model, self.batches[index])
         if not isinstance(out, torch.Tensor):
-            raise ConfigError(f"the forward function returned {type(out).__name__}; DatasetLoss needs a tensor")
+            raise ConfigError(
+                f"the forward function returned {type(out).__name__}; DatasetLoss needs a tensor"
+            )
         return out
 
     def score(self, outputs: torch.Tensor) -> float:

@@ -8,7 +8,8 @@ shared too, so only the part after it is batched.
 
 vmap is not always faster (on CPUs it can lose for large batches of large matrices, and it cannot
 run data-dependent Python code), so ``mode="auto"`` times both on the first population and keeps the
-faster one; ``"vmap"`` and ``"loop"`` force a path. The metric runs once per candidate.
+faster one; ``"vmap"`` and ``"loop"`` force a path. The metric runs once per candidate, or once per
+population when it has a ``population`` form (as :func:`afterlearner.losses.error_rate` does).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from torch.func import functional_call, vmap
 
 from afterlearner.errors import ConfigError
-from afterlearner.evaluators.base import Outcome, measure
+from afterlearner.evaluators.base import Outcome, as_loss, measure
 from afterlearner.evaluators.cache import PrefixCache
 from afterlearner.losses import DatasetLoss, Forward, concat
 from afterlearner.space import Aleph, TensorEntry
@@ -93,7 +94,9 @@ class BatchedEvaluator:
         self.chunk = chunk
         self.tensor_only = all(isinstance(entry, TensorEntry) for entry in aleph.entries)
         if mode == "vmap" and not self.tensor_only:
-            raise ConfigError("mode='vmap' cannot batch hyperparameters (Python attributes): use 'loop' or 'auto'")
+            raise ConfigError(
+                "mode='vmap' cannot batch hyperparameters (Python attributes): use 'loop' or 'auto'"
+            )
         self.choice: Mode = mode if self.tensor_only else "loop"
         self.timings: dict[str, float] = {}
         self._bound = _Bound(aleph.model, loss.forward)
@@ -107,10 +110,12 @@ class BatchedEvaluator:
     def _loop(self, vectors: Sequence[np.ndarray]) -> list[Outcome]:
         outcomes = []
         for vector in vectors:
+
             def one(vector: np.ndarray = vector) -> float:
                 self.aleph.write(vector)
                 with torch.no_grad():
                     return self.loss.score(self._outputs())
+
             outcomes.append(measure(one))
         return outcomes
 
@@ -150,20 +155,43 @@ class BatchedEvaluator:
         start = time.perf_counter()
         outputs = self._population_outputs(vectors)
         shared = (time.perf_counter() - start) / len(vectors)
+        scored = self._score_population(outputs)
+        if scored is not None:
+            return [Outcome(loss, None, shared + spent) for loss, spent in scored]
         outcomes = []
         for k in range(len(vectors)):
             outcome = measure(lambda k=k: self.loss.score(outputs[k]))
             outcomes.append(Outcome(outcome.loss, outcome.error, outcome.wall_time + shared))
         return outcomes
 
+    def _score_population(self, outputs: torch.Tensor) -> list[tuple[float, float]] | None:
+        """All candidates' losses from the metric's ``population`` form, if it has one and all are fine."""
+        population = getattr(self.loss.metric, "population", None)
+        if population is None:
+            return None
+        start = time.perf_counter()
+        try:
+            losses = [as_loss(value) for value in population(outputs, self.loss.targets)]
+        except Exception:  # noqa: BLE001 - score one by one instead, so each failure is its own
+            return None
+        if len(losses) != len(outputs):
+            return None
+        spent = (time.perf_counter() - start) / len(losses)
+        return [(loss, spent) for loss in losses]
+
     def _try_vmap(self, vectors: Sequence[np.ndarray]) -> list[Outcome] | None:
         try:
             return self._vmap(vectors)
         except Exception as error:  # noqa: BLE001 - vmap unsupported here: fall back to the loop
             if self.choice == "vmap":
-                raise ConfigError(f"vmap cannot evaluate this model: {type(error).__name__}: {error}") from error
-            warnings.warn(f"vmap failed ({type(error).__name__}: {error}); evaluating one candidate at a time",
-                          BatchWarning, stacklevel=3)
+                raise ConfigError(
+                    f"vmap cannot evaluate this model: {type(error).__name__}: {error}"
+                ) from error
+            warnings.warn(
+                f"vmap failed ({type(error).__name__}: {error}); evaluating one candidate at a time",
+                BatchWarning,
+                stacklevel=3,
+            )
             self.choice = "loop"
             return None
 

@@ -204,15 +204,22 @@ def check_boundaries(names: Sequence[str], aleph: Aleph, found: Probe) -> list[s
             raise BoundaryError(f"boundary {name!r} is not a module of the model{hint}")
         inside = [e.name for e in aleph.entries if isinstance(e, TensorEntry) and _inside(e.name, name)]
         if inside:
-            raise BoundaryError(f"boundary {name!r} contains the ℵ-parameter {inside[0]}: it cannot be cached")
+            raise BoundaryError(
+                f"boundary {name!r} contains the ℵ-parameter {inside[0]}: it cannot be cached"
+            )
         calls = found.calls.get(name, 0)
         if calls != 1:
-            raise BoundaryError(f"boundary {name!r} runs {calls} times per forward pass; a boundary must run once")
+            raise BoundaryError(
+                f"boundary {name!r} runs {calls} times per forward pass; a boundary must run once"
+            )
         if not found.cacheable[name]:
-            raise BoundaryError(f"boundary {name!r} returns something other than tensors: it cannot be cached")
+            raise BoundaryError(
+                f"boundary {name!r} returns something other than tensors: it cannot be cached"
+            )
         if found.first_use is not None and found.exits[name] > found.first_use:
             raise BoundaryError(
-                f"boundary {name!r} has the ℵ-parameter {found.first_user} before it: {found.first_user} is used "
+                f"boundary {name!r} has the ℵ-parameter {found.first_user} before it: "
+                f"{found.first_user} is used "
                 f"before {name!r} finishes, so its output depends on the candidate; pick a later module"
             )
     return list(names)
@@ -244,16 +251,22 @@ class PrefixCache:
         if boundary is None:
             self.boundaries = automatic_boundaries(found)
             if found.unlocatable:
-                self.reason = (f"reads of hyperparameter {found.unlocatable[0]} cannot be watched (its owner is a "
-                               "dict or a built-in), so where it acts is unknown; name a boundary to cache anyway")
+                self.reason = (
+                    f"reads of hyperparameter {found.unlocatable[0]} cannot be watched (its owner is a "
+                    "dict or a built-in), so where it acts is unknown; name a boundary to cache anyway"
+                )
             elif not self.boundaries:
                 self.reason = f"no module finishes before the first ℵ-parameter ({found.first_user}) is used"
         else:
-            self.boundaries = check_boundaries([boundary] if isinstance(boundary, str) else list(boundary), aleph, found)
+            self.boundaries = check_boundaries(
+                [boundary] if isinstance(boundary, str) else list(boundary), aleph, found
+            )
         self.estimate = self._estimate(found)
         if self.boundaries and self.limit is not None and self.estimate > self.limit:
-            self.reason = (f"the cache would take about {human_bytes(self.estimate)}, over the limit of "
-                           f"{human_bytes(self.limit)}; evaluating full forward passes instead")
+            self.reason = (
+                f"the cache would take about {human_bytes(self.estimate)}, over the limit of "
+                f"{human_bytes(self.limit)}; evaluating full forward passes instead"
+            )
             warnings.warn(self.reason, CacheWarning, stacklevel=2)
             self.boundaries = []
         if self.boundaries:
@@ -267,10 +280,14 @@ class PrefixCache:
         """One line: what is cached and how much memory it takes, or why nothing is."""
         if not self.enabled:
             return f"prefix cache off: {self.reason}"
-        return f"prefix cache: {', '.join(b or '<model>' for b in self.boundaries)} ({human_bytes(self.nbytes)})"
+        return (
+            f"prefix cache: {', '.join(b or '<model>' for b in self.boundaries)} ({human_bytes(self.nbytes)})"
+        )
 
     def _estimate(self, found: Probe) -> int:
-        first = len(self.loss.batches[0][0] if isinstance(self.loss.batches[0], tuple) else self.loss.batches[0])
+        first = len(
+            self.loss.batches[0][0] if isinstance(self.loss.batches[0], tuple) else self.loss.batches[0]
+        )
         per_sample = sum(found.output_bytes[name] for name in self.boundaries) / max(first, 1)
         return int(per_sample * self.loss.n)
 
@@ -281,10 +298,14 @@ class PrefixCache:
         self.store = {name: [] for name in self.boundaries}
         handles = []
         for name in self.boundaries:
+
             def keep(module: torch.nn.Module, args: Any, output: Any, name: str = name) -> None:
                 leaves, spec = pytree.tree_flatten(output)
-                copies = [leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves]
+                copies = [
+                    leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves
+                ]
                 self.store[name].append((copies, spec))
+
             handles.append(modules[name].register_forward_hook(keep))
         try:
             with torch.no_grad():
@@ -292,20 +313,26 @@ class PrefixCache:
                     self.loss.run_batch(model, index)
                     for name in self.boundaries:
                         if len(self.store[name]) != index + 1:
-                            raise BoundaryError(f"boundary {name!r} did not run exactly once on batch {index}")
+                            raise BoundaryError(
+                                f"boundary {name!r} did not run exactly once on batch {index}"
+                            )
         finally:
             for handle in handles:
                 handle.remove()
         self.nbytes = sum(
             leaf.numel() * leaf.element_size()
-            for records in self.store.values() for leaves, _ in records for leaf in leaves
+            for records in self.store.values()
+            for leaves, _ in records
+            for leaf in leaves
             if isinstance(leaf, torch.Tensor)
         )
 
     def _replay(self, name: str) -> Callable[..., Any]:
         def forward(*args: Any, **kwargs: Any) -> Any:
             leaves, spec = self.store[name][self.batch]
-            return pytree.tree_unflatten([x.clone() if isinstance(x, torch.Tensor) else x for x in leaves], spec)
+            return pytree.tree_unflatten(
+                [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves], spec
+            )
 
         return forward
 

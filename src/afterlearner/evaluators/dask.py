@@ -98,7 +98,9 @@ class DaskEvaluator:
             signature = self.client.submit(remote_signature, self.spec, pure=False).result()
             if signature != aleph.signature():
                 self.close()
-                raise TaskError(f"the Dask workers' ℵ-space from {spec} differs from the one being retrofitted")
+                raise TaskError(
+                    f"the Dask workers' ℵ-space from {spec} differs from the one being retrofitted"
+                )
 
     def slots(self) -> int:
         """How many evaluations run at once: the cluster's worker threads (at least 1)."""
@@ -109,13 +111,16 @@ class DaskEvaluator:
 
         pending = deque(enumerate(np.asarray(v, dtype=float) for v in vectors))
         running: dict[Any, tuple[int, float]] = {}
+        slots = self.slots()  # asked once per population: it is a round trip to the scheduler
         while pending or running:
-            while pending and len(running) < self.slots():
+            while pending and len(running) < slots:
                 position, vector = pending.popleft()
                 future = self.client.submit(remote_evaluate, self.spec, vector, pure=False)
                 running[future] = (position, time.perf_counter())
             try:
-                done, _ = wait(list(running), timeout=self._next_deadline(running), return_when="FIRST_COMPLETED")
+                done, _ = wait(
+                    list(running), timeout=self._next_deadline(running), return_when="FIRST_COMPLETED"
+                )
             except TimeoutError:
                 done = set()
             for future in done:
@@ -126,7 +131,10 @@ class DaskEvaluator:
                 if self.timeout is not None and now - started > self.timeout:
                     future.cancel()
                     del running[future]
-                    yield position, Outcome(None, f"timed out after {self.timeout:g} s (task cancelled)", now - started)
+                    yield (
+                        position,
+                        Outcome(None, f"timed out after {self.timeout:g} s (task cancelled)", now - started),
+                    )
 
     def _next_deadline(self, running: dict[Any, tuple[int, float]]) -> float | None:
         if self.timeout is None or not running:

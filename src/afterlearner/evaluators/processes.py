@@ -28,10 +28,16 @@ from afterlearner.errors import ConfigError, TaskError
 from afterlearner.evaluators.base import Outcome
 from afterlearner.space import Aleph
 
-
 #: Modules the fork server imports once, so each worker starts without re-importing them.
-PRELOAD = ["torch", "numpy", "nevergrad", "sklearn.metrics", "afterlearner.evaluators.processes",
-           "afterlearner.evaluators.cache", "afterlearner.evaluators.batched"]
+PRELOAD = [
+    "torch",
+    "numpy",
+    "nevergrad",
+    "sklearn.metrics",
+    "afterlearner.evaluators.processes",
+    "afterlearner.evaluators.cache",
+    "afterlearner.evaluators.batched",
+]
 
 
 def worker_main(spec: str, connection: Connection, threads: int | None) -> None:
@@ -48,7 +54,9 @@ def worker_main(spec: str, connection: Connection, threads: int | None) -> None:
         evaluator = default_evaluator(task.aleph, task.loss, 1)
         connection.send(("ready", task.aleph.signature()))
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
-        connection.send(("broken", "".join(traceback.format_exception(type(error), error, error.__traceback__))))
+        connection.send(
+            ("broken", "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        )
         return
     while True:
         try:
@@ -141,7 +149,9 @@ class ProcessEvaluator:
         if kind == "ready":
             if self.expected is not None and message[1] != self.expected:
                 self.close()
-                raise TaskError(f"the workers' ℵ-space from {self.spec} differs from the one being retrofitted")
+                raise TaskError(
+                    f"the workers' ℵ-space from {self.spec} differs from the one being retrofitted"
+                )
             worker.ready, worker.signature = True, message[1]
             return None
         _, position, outcome = message
@@ -154,7 +164,8 @@ class ProcessEvaluator:
             code = worker.process.exitcode
             self.close()
             raise TaskError(
-                f"a worker process exited with code {code} while building the task {self.spec} (a script that "
+                f"a worker process exited with code {code} while building the task {self.spec} "
+                "(a script that "
                 "starts workers must do so under `if __name__ == '__main__':`, workers re-import it)"
             )
         job = worker.job
@@ -169,7 +180,9 @@ class ProcessEvaluator:
         assert worker.job is not None
         position, started = worker.job
         self._replace(worker)
-        return position, Outcome(None, f"timed out after {self.timeout:g} s (worker killed)", time.perf_counter() - started)
+        return position, Outcome(
+            None, f"timed out after {self.timeout:g} s (worker killed)", time.perf_counter() - started
+        )
 
     def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]:
         pending = deque(enumerate(np.asarray(v, dtype=float) for v in vectors))

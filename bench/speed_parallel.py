@@ -1,0 +1,71 @@
+"""Parallel evaluation here: 2 worker processes vs 1, and a 2-worker Dask LocalCluster vs 1 process.
+
+The same retrofit (CPU-bound loss from bench/speed_cpu_task.py, budget B, λ=4, seed 0) runs with each
+evaluator; the workers are started and warmed up before timing (their start-up is a one-off cost per
+run). The journals are compared: they must be identical whatever the number of workers. The machine
+is shared, so the load average is printed before and after; the ratios are only as good as the
+cores that were free.
+
+    .venv/bin/python bench/speed_parallel.py [--budget 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from afterlearner import retrofit
+from afterlearner.evaluators.dask import DaskEvaluator
+from afterlearner.evaluators.processes import ProcessEvaluator
+from afterlearner.task import load_task
+
+SPEC = f"{Path(__file__).with_name('speed_cpu_task.py')}:task"
+
+
+def timed_run(task, evaluator, budget):
+    list(evaluator.evaluate([task.aleph.identity()] * 2))  # warm: every worker has built its task
+    task.aleph.restore()
+    start = time.perf_counter()
+    result = retrofit(
+        task.aleph, task.loss, budget=budget, workers=4, seed=0, evaluator=evaluator, progress=False
+    )
+    return time.perf_counter() - start, [(e.vector.tobytes(), e.loss) for e in result.history]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=48)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    task = load_task(SPEC)
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; budget {args.budget}, λ=4"
+    )
+    times, journals = {}, {}
+    for label, make in (
+        ("1 process", lambda: ProcessEvaluator(SPEC, processes=1, aleph=task.aleph)),
+        ("2 processes", lambda: ProcessEvaluator(SPEC, processes=2, aleph=task.aleph)),
+        ("Dask LocalCluster, 2 workers", lambda: DaskEvaluator(SPEC, None, aleph=task.aleph, n_workers=2)),
+    ):
+        evaluator = make()
+        try:
+            times[label], journals[label] = timed_run(task, evaluator, args.budget)
+        finally:
+            evaluator.close()
+        print(
+            f"{label:30s} {times[label]:6.2f} s  ({1e3 * times[label] / args.budget:.0f} ms per evaluation)"
+        )
+    base = times["1 process"]
+    print(f"2 processes vs 1 process:            {base / times['2 processes']:.2f}x")
+    print(f"Dask (2 workers) vs 1 process:       {base / times['Dask LocalCluster, 2 workers']:.2f}x")
+    same = all(journal == journals["1 process"] for journal in journals.values())
+    print(f"journals (vectors and losses) identical across worker counts: {same}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
