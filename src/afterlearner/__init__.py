@@ -18,6 +18,7 @@ from afterlearner.errors import (
     TaskError,
     TooManyFailures,
 )
+from afterlearner.losses import DatasetLoss
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.space import Aleph
 from afterlearner.store import Store
@@ -29,6 +30,7 @@ __all__ = [
     "AfterlearnerError",
     "Aleph",
     "ConfigError",
+    "DatasetLoss",
     "RetrofitResult",
     "SpaceError",
     "Store",

@@ -23,13 +23,18 @@ from afterlearner.space import Aleph
 
 __all__ = ["Evaluator", "Outcome", "SequentialEvaluator", "default_evaluator", "measure"]
 
+#: The most memory the automatic prefix cache may take; above it, a warning and full forward passes.
+AUTOMATIC_CACHE_LIMIT = "2GiB"
+
 
 def default_evaluator(aleph: Aleph, loss: Callable[[Any], object], workers: int) -> Evaluator:
     """The evaluator ``retrofit`` uses when none is given.
 
     An opaque loss is called in this process, one candidate at a time. A
-    :class:`~afterlearner.losses.DatasetLoss` gets the accelerations that cannot change its value:
-    the frozen prefix cached when a boundary is found automatically, and, when ``workers`` (λ) > 1,
+    :class:`~afterlearner.losses.DatasetLoss` gets accelerations that keep its values (vmap: to float
+    rounding):
+    the frozen prefix cached when a boundary is found automatically (up to
+    :data:`AUTOMATIC_CACHE_LIMIT`), and, when ``workers`` (λ) > 1,
     the population evaluated with ``vmap`` if that measures faster than a loop.
     """
     from afterlearner.losses import DatasetLoss
@@ -39,7 +44,7 @@ def default_evaluator(aleph: Aleph, loss: Callable[[Any], object], workers: int)
     from afterlearner.evaluators.batched import BatchedEvaluator
     from afterlearner.evaluators.cache import CachedEvaluator, try_prefix_cache
 
-    cache = try_prefix_cache(aleph, loss)
+    cache = try_prefix_cache(aleph, loss, AUTOMATIC_CACHE_LIMIT)
     if workers > 1:
         return BatchedEvaluator(aleph, loss, cache=cache, mode="auto")
     if cache is not None:
