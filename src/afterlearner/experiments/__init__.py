@@ -29,6 +29,7 @@ from types import ModuleType
 #: Experiment name → module path. One line per experiment.
 REGISTRY: dict[str, str] = {
     "depth": "afterlearner.experiments.depth.task",
+    "doom": "afterlearner.experiments.doom",
     "speech": "afterlearner.experiments.speech",
     "speech-synthesis": "afterlearner.experiments.speech.synthesis_only",
     "speech-decoding": "afterlearner.experiments.speech.decoding_only",

@@ -1,0 +1,76 @@
+"""Playing episodes and the ℵ-loss: minus the mean kills per life over a fixed list of episode seeds."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from afterlearner.experiments.doom.game import FRAME_SKIP, Observation, button, kills, make_game, observe
+from afterlearner.experiments.doom.policy import DoomPolicy, Sampler
+
+#: Episode seeds: policy training uses seeds below ALEPH_SEEDS; the ℵ-set and test set are disjoint.
+ALEPH_SEEDS = 10_000
+TEST_SEEDS = 20_000
+
+Chooser = Callable[[object, Observation], int]
+
+
+def play(game, choose: Chooser, seed: int) -> int:
+    """Play the episode of seed ``seed``, ``choose(state, observation)`` picking each action; its kills."""
+    game.set_seed(int(seed))
+    game.new_episode()
+    while not game.is_episode_finished():
+        state = game.get_state()
+        game.make_action(button(choose(state, observe(state))), FRAME_SKIP)
+    return kills(game)
+
+
+def policy_chooser(policy: DoomPolicy, sampler: Sampler, seed: int) -> Chooser:
+    """Actions sampled from the policy, with a generator seeded by the episode seed (reproducible)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return lambda state, observation: sampler.act(policy, observation, generator)
+
+
+class KillsPerLife:
+    """ℵ-loss: minus the mean kills per life of the policy over ``seeds`` (one life per episode).
+
+    The sampler's temperature is read at call time, so ``aleph.hyper(sampler, "temperature", ...)``
+    steers it. The game is started on first use and kept open.
+    """
+
+    def __init__(self, seeds: Sequence[int], sampler: Sampler) -> None:
+        if not seeds:
+            raise ValueError("KillsPerLife needs at least one episode seed")
+        self.seeds = [int(seed) for seed in seeds]
+        self.sampler = sampler
+        self._game = None
+        self._last: tuple[bytes, np.ndarray] | None = None
+
+    def _key(self, policy: DoomPolicy) -> bytes:
+        digest = hashlib.sha256(repr(float(self.sampler.temperature)).encode())
+        for tensor in policy.state_dict().values():
+            digest.update(tensor.detach().numpy().tobytes())
+        return digest.digest()
+
+    def kills(self, policy: DoomPolicy) -> np.ndarray:
+        """Kills of each episode, in seed order (the last result is remembered: reports ask twice)."""
+        key = self._key(policy)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1].copy()
+        if self._game is None:
+            self._game = make_game()
+        policy.eval()
+        result = np.array([play(self._game, policy_chooser(policy, self.sampler, s), s) for s in self.seeds])
+        self._last = (key, result)
+        return result.copy()
+
+    def __call__(self, policy: DoomPolicy) -> float:
+        return -float(self.kills(policy).mean())
+
+    def close(self) -> None:
+        if self._game is not None:
+            self._game.close()
+            self._game = None

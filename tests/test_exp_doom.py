@@ -1,0 +1,110 @@
+"""Doom experiment, against the real ViZDoom engine (headless, bundled Freedoom scenario)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from afterlearner import experiments
+from afterlearner.experiments import doom
+from afterlearner.experiments.doom import game as doom_game
+from afterlearner.experiments.doom.episodes import ALEPH_SEEDS, TEST_SEEDS, KillsPerLife, play
+from afterlearner.experiments.doom.policy import DoomPolicy, Sampler, load_policy
+from afterlearner.experiments.doom.report import kills_table
+from afterlearner.experiments.doom.teacher import teacher_action
+from afterlearner.experiments.doom.train import train
+from afterlearner.retrofit import retrofit
+
+
+@pytest.fixture(scope="module")
+def labelled_game():
+    game = doom_game.make_game(labels=True)
+    yield game
+    game.close()
+
+
+def test_observation_is_the_scaled_horizon_band(labelled_game) -> None:
+    labelled_game.set_seed(1)
+    labelled_game.new_episode()
+    observation = doom_game.observe(labelled_game.get_state())
+    assert observation.frame.shape == (1, 30, 80) and observation.frame.dtype == np.float32
+    assert 0.0 <= observation.frame.min() < observation.frame.max() <= 1.0
+    np.testing.assert_allclose(observation.variables, [1.0, 1.0])  # 26 rounds, 100 health
+    with pytest.raises(ValueError, match="action"):
+        doom_game.button(3)
+
+
+def test_teacher_kills_more_than_random_actions(labelled_game) -> None:
+    seeds = [1, 2, 3]
+    taught = [play(labelled_game, lambda state, _: teacher_action(state), s) for s in seeds]
+    rng = np.random.default_rng(0)
+    random = [play(labelled_game, lambda *_: int(rng.integers(3)), s) for s in seeds]
+    assert np.mean(taught) >= 4 and np.mean(taught) > np.mean(random) + 2
+
+
+def test_episodes_are_reproducible_and_temperature_is_read_live() -> None:
+    policy, sampler = load_policy(), Sampler(1.0)
+    seeds = range(ALEPH_SEEDS, ALEPH_SEEDS + 3)
+    first = KillsPerLife(seeds, sampler)
+    kills = first.kills(policy)
+    again = KillsPerLife(seeds, Sampler(1.0))
+    np.testing.assert_array_equal(kills, again.kills(policy))  # fresh game, same seeds: same episodes
+    assert first(policy) == -kills.mean() and kills.dtype.kind == "i" and (kills >= 0).all()
+    sampler.temperature = 0.0
+    with pytest.raises(ValueError, match="temperature"):
+        first(policy)
+    first.close()
+    again.close()
+    with pytest.raises(ValueError, match="seed"):
+        KillsPerLife([], sampler)
+
+
+def test_training_script_trains_a_policy() -> None:
+    torch.manual_seed(0)
+    untrained = DoomPolicy().state_dict()
+    policy = train(rounds=1, episodes=1, epochs=1, seed=0)
+    assert isinstance(policy, DoomPolicy) and not policy.training
+    assert any(not torch.equal(untrained[k], v) for k, v in policy.state_dict().items())
+
+
+def test_committed_weights_are_small_and_load() -> None:
+    from afterlearner.experiments.doom.policy import WEIGHTS
+
+    assert WEIGHTS.stat().st_size < 2_000_000
+    policy = load_policy()
+    frames, variables = torch.zeros(2, 1, 30, 80), torch.ones(2, 2)
+    assert policy(frames, variables).shape == (2, 3)
+
+
+def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
+    module = experiments.load("doom")
+    assert module is doom and 1 <= doom.DEFAULT_BUDGET <= 300 and doom.TITLE
+    task = doom.make_task(reduced=True)
+    assert len(task.aleph) == 7 and task.n == len(task.loss.seeds)
+    assert not set(task.loss.seeds) & set(task.test_loss.seeds) and min(task.test_loss.seeds) >= TEST_SEEDS
+    trained = {k: v.clone() for k, v in task.aleph.model.state_dict().items()}
+    result = retrofit(
+        task.aleph, task.loss, budget=5, optimizer=doom.DEFAULT_OPTIMIZER, seed=0,
+        test_loss=task.test_loss, n=task.n, progress=False,
+    )
+    losses = result.losses()
+    assert all(loss is not None and loss <= 0 for loss in losses)
+    assert result.best_loss == min(losses) <= result.initial_loss == losses[0]
+    metrics = doom.extra_metrics(task)
+    assert 0.0 <= metrics["held-out share of episodes ≥ 10 kills"] <= 1.0
+    before, after = doom.kills_before_after(task, result)
+    assert -before.mean() == pytest.approx(result.test_initial)
+    assert -after.mean() == pytest.approx(result.test_best)
+    paths = doom.after_reproduce(task, result, tmp_path)
+    assert paths[0].exists() and paths[0].stat().st_size > 1000
+    result.restore()
+    assert task.loss.sampler.temperature == 1.0
+    assert all(torch.equal(trained[k], v) for k, v in task.aleph.model.state_dict().items())
+    task.loss.close()
+    task.test_loss.close()
+
+
+def test_kills_table() -> None:
+    table = kills_table(np.array([0, 2, 4]), np.array([3, 3, 3]))
+    assert "| trained | 2.00 | 1.63 | 0 |" in table and "| retrofitted | 3.00 | 0.00 | 3 |" in table
