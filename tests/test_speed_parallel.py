@@ -66,7 +66,7 @@ def journal(path: Path) -> list[tuple[int, bytes, float | None, str]]:
 
 
 def test_same_journal_with_1_or_2_processes_or_dask(tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     settings = dict(budget=20, workers=4, seed=5, progress=False)
     task = load_task(TASK)
@@ -105,15 +105,17 @@ def test_same_journal_with_1_or_2_processes_or_dask(tmp_path):
     assert code == 0
     task.aleph.restore()
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            evaluator = DaskEvaluator(TASK, client, aleph=task.aleph)
+        with DaskEvaluator(TASK, cluster.scheduler_address, aleph=task.aleph) as evaluator:
             assert evaluator.slots() == 2
             dask = retrofit(
                 task.aleph, task.loss, store=tmp_path / "dask.sqlite", evaluator=evaluator, **settings
             )
+        arguments = ["--workers", "4", "--budget", "20", "--seed", "5", "--quiet"]
+        address = ["--dask", cluster.scheduler_address, "--store", str(tmp_path / "dask-cli.sqlite")]
+        assert main(["run", TASK, *arguments, *address]) == 0
     reference = journal(tmp_path / "plain.sqlite")
     assert len(reference) == 20 and len({loss for _, _, loss, _ in reference}) > 1
-    for name in ("one", "two", "dask"):
+    for name in ("one", "two", "dask", "dask-cli"):
         assert journal(tmp_path / f"{name}.sqlite") == reference, name
     for result in (one, dask):
         np.testing.assert_array_equal(result.best, plain.best)

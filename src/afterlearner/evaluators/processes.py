@@ -14,6 +14,7 @@ worker builds the same model, and the retrofit loop tells the optimizer in ask o
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
 import traceback
 from collections import deque
@@ -42,6 +43,7 @@ PRELOAD = [
 
 def worker_main(spec: str, connection: Connection, threads: int | None) -> None:
     """The body of a worker process: build the task once, then evaluate the vectors it is sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     try:
         import torch
 
