@@ -71,9 +71,23 @@ def test_sigkill_at_any_point_then_resume_gives_the_uninterrupted_result(tmp_pat
     reference = _run(None, seed=7, workers=3)
     env = {**os.environ, "AFTERLEARNER_TEST_SLEEP": "0.02"}
     process = subprocess.Popen(
-        [*AFTERLEARNER, "run", f"{TASK}:task", "--budget", "40", "--seed", "7", "--workers", "3",
-         "--store", str(store), "--quiet"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            *AFTERLEARNER,
+            "run",
+            f"{TASK}:task",
+            "--budget",
+            "40",
+            "--seed",
+            "7",
+            "--workers",
+            "3",
+            "--store",
+            str(store),
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     done = 0
@@ -106,7 +120,7 @@ def test_store_made_with_other_settings_is_refused(tmp_path) -> None:
     with pytest.raises(StoreError, match="other settings.*seed: store has 1, this run has 2"):
         _run(store, budget=10, seed=2)
     with pytest.raises(StoreError, match="optimizer"):
-        _run(store, budget=10, seed=1, optimizer="OnePlusOne")
+        _run(store, budget=10, seed=1, optimizer="DiagonalCMA")
     task = _load()
     smaller = al.Aleph(task.aleph.model).add("fc.bias")
     with pytest.raises(StoreError, match="space"):

@@ -108,24 +108,38 @@ def derive_seed(seed: int, run_index: int) -> int:
     return int(np.random.SeedSequence([seed, run_index]).generate_state(1)[0])
 
 
-def _check_settings(aleph: Aleph, loss: Loss, budget: int, workers: int, runs: int, seed: int, max_failures: int) -> None:
+def _check_settings(
+    aleph: Aleph, loss: Loss, budget: int, workers: int, runs: int, seed: int, max_failures: int
+) -> None:
     if not isinstance(aleph, Aleph):
         raise ConfigError(f"retrofit needs an afterlearner.Aleph, got {type(aleph).__name__}")
     aleph.check()
     if not callable(loss):
         raise ConfigError(f"loss must be callable as loss(model) -> float, got {type(loss).__name__}")
-    for label, value in (("budget", budget), ("workers", workers), ("runs", runs), ("max_failures", max_failures)):
+    for label, value in (
+        ("budget", budget),
+        ("workers", workers),
+        ("runs", runs),
+        ("max_failures", max_failures),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{label} must be an integer >= 1, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
 
 
-def settings_of(aleph: Aleph, optimizer: str, budget: int, workers: int, runs: int, seed: int, **extra: Any) -> dict:
+def settings_of(
+    aleph: Aleph, optimizer: str, budget: int, workers: int, runs: int, seed: int, **extra: Any
+) -> dict:
     """The settings a store is bound to (see :data:`afterlearner.store.IDENTITY_KEYS`)."""
     return {
-        "space": aleph.signature(), "optimizer": optimizer, "budget": int(budget), "workers": int(workers),
-        "runs": int(runs), "seed": int(seed), **extra,
+        "space": aleph.signature(),
+        "optimizer": optimizer,
+        "budget": int(budget),
+        "workers": int(workers),
+        "runs": int(runs),
+        "seed": int(seed),
+        **extra,
     }
 
 
@@ -195,12 +209,24 @@ def retrofit(
         history = [evaluation for outcome in loop.outcomes for evaluation in outcome.history]
         first = loop.outcomes[0].history[0] if loop.outcomes and loop.outcomes[0].history else None
         return RetrofitResult(
-            aleph=aleph, optimizer=info.name, budget=budget, workers=workers, runs=runs, seed=seed,
-            best=best_vector.copy(), initial_loss=first.loss if first is not None else None,
-            best_loss=best.loss if best is not None else None, evaluations=len(history),
-            failures=sum(not e.ok for e in history), interrupted=interrupted,
-            wall_time=time.perf_counter() - started, test_initial=test_initial, test_best=test_best, n=n,
-            history=history, run_outcomes=loop.outcomes,
+            aleph=aleph,
+            optimizer=info.name,
+            budget=budget,
+            workers=workers,
+            runs=runs,
+            seed=seed,
+            best=best_vector.copy(),
+            initial_loss=first.loss if first is not None else None,
+            best_loss=best.loss if best is not None else None,
+            evaluations=len(history),
+            failures=sum(not e.ok for e in history),
+            interrupted=interrupted,
+            wall_time=time.perf_counter() - started,
+            test_initial=test_initial,
+            test_best=test_best,
+            n=n,
+            history=history,
+            run_outcomes=loop.outcomes,
         )
     except BaseException:
         aleph.restore()
@@ -252,8 +278,11 @@ class _Loop:
             current = self.outcomes[-1]
             best = current.best
             self.journal.finish_run(
-                current.run_index, status, initial_loss=current.history[0].loss if current.history else None,
-                best_loss=best.loss if best else None, best_vector=best.vector if best else None,
+                current.run_index,
+                status,
+                initial_loss=current.history[0].loss if current.history else None,
+                best_loss=best.loss if best else None,
+                best_vector=best.vector if best else None,
             )
 
     def run(self, run_index: int, seed: int) -> None:
@@ -265,60 +294,90 @@ class _Loop:
         if self.journal is not None:
             self.journal.start_run(run_index, seed)
             journaled = {evaluation.idx: evaluation for evaluation in self.journal.evaluations(run_index)}
-        outcome = RunOutcome(run_index, seed, [], None)
-        self.outcomes.append(outcome)
+        state = _RunState(RunOutcome(run_index, seed, [], None), optimizer, journaled)
+        self.outcomes.append(state.outcome)
         label = f"run {run_index + 1}" if run_index else "retrofit"
-        worst = -math.inf
-        failures_in_a_row = 0
         with RunProgress(self.budget, label, enabled=self.progress) as bar:
-            while len(outcome.history) < self.budget:
-                start = len(outcome.history)
-                candidates = [optimizer.ask() for _ in range(min(self.workers, self.budget - start))]
-                vectors = [self.aleph.to_vector(candidate.value) for candidate in candidates]
-                batch: list[Evaluation | None] = [journaled.get(start + j) for j in range(len(vectors))]
-                for j, evaluation in enumerate(batch):
-                    if evaluation is not None and not np.array_equal(evaluation.vector, vectors[j]):
-                        raise StoreError(
-                            f"the journal diverges from the optimizer at evaluation {start + j} of run {run_index}: "
-                            "the store was written by different code or settings; use another store file"
-                        )
-                replayed = [j for j, evaluation in enumerate(batch) if evaluation is not None]
-                if replayed and bar.enabled:
-                    bar.advance(self._best_loss(outcome, batch), steps=len(replayed))
-                todo = [j for j, evaluation in enumerate(batch) if evaluation is None]
-                for position, result in self.evaluator.evaluate([vectors[j] for j in todo]):
-                    j = todo[position]
-                    evaluation = Evaluation(
-                        run_index, start + j, vectors[j], result.loss, "ok" if result.ok else "failed",
-                        result.error, result.wall_time,
-                    )
-                    if self.journal is not None:
-                        self.journal.record(evaluation)
-                    batch[j] = evaluation
-                    if bar.enabled:
-                        bar.advance(self._best_loss(outcome, batch))
-                for candidate, evaluation in zip(candidates, batch, strict=True):
-                    assert evaluation is not None
-                    if evaluation.ok:
-                        worst = max(worst, evaluation.loss)  # type: ignore[type-var]
-                        failures_in_a_row = 0
-                    else:
-                        failures_in_a_row += 1
-                    optimizer.tell(candidate, evaluation.loss if evaluation.ok else _penalty(worst))
-                    outcome.history.append(evaluation)
-                    if evaluation.ok and (outcome.best is None or evaluation.loss <= outcome.best.loss):  # type: ignore[operator]
-                        outcome.best_index = len(outcome.history) - 1  # ties go to the latest, as in Nevergrad
-                    if failures_in_a_row >= self.max_failures:
-                        raise TooManyFailures(
-                            f"{failures_in_a_row} evaluations in a row failed; the last one: {evaluation.error}"
-                        )
+            while len(state.outcome.history) < self.budget:
+                self._step(state, bar)
         self.mark_current("finished")
 
-    @staticmethod
-    def _best_loss(outcome: RunOutcome, batch: list[Evaluation | None]) -> float | None:
+    def _step(self, state: _RunState, bar: RunProgress) -> None:
+        """One batch: ask λ candidates, take journaled outcomes or evaluate, tell in ask order."""
+        start = len(state.outcome.history)
+        candidates = [state.optimizer.ask() for _ in range(min(self.workers, self.budget - start))]
+        vectors = [self.aleph.to_vector(candidate.value) for candidate in candidates]
+        batch = state.replayed(start, vectors)
+        if bar.enabled and any(evaluation is not None for evaluation in batch):
+            bar.advance(state.best_loss(batch), steps=sum(evaluation is not None for evaluation in batch))
+        todo = [j for j, evaluation in enumerate(batch) if evaluation is None]
+        for position, result in self.evaluator.evaluate([vectors[j] for j in todo]):
+            j = todo[position]
+            status = "ok" if result.ok else "failed"
+            evaluation = Evaluation(
+                state.outcome.run_index,
+                start + j,
+                vectors[j],
+                result.loss,
+                status,
+                result.error,
+                result.wall_time,
+            )
+            if self.journal is not None:
+                self.journal.record(evaluation)
+            batch[j] = evaluation
+            if bar.enabled:
+                bar.advance(state.best_loss(batch))
+        for candidate, evaluation in zip(candidates, batch, strict=True):
+            assert evaluation is not None
+            state.tell(candidate, evaluation)
+            if state.failures_in_a_row >= self.max_failures:
+                raise TooManyFailures(
+                    f"{state.failures_in_a_row} evaluations in a row failed; the last one: {evaluation.error}"
+                )
+
+
+@dataclass
+class _RunState:
+    """What one run has seen so far: its history, its best, its optimizer, and its journal."""
+
+    outcome: RunOutcome
+    optimizer: Any
+    journaled: dict[int, Evaluation]
+    worst: float = -math.inf
+    failures_in_a_row: int = 0
+
+    def replayed(self, start: int, vectors: list[np.ndarray]) -> list[Evaluation | None]:
+        """The journaled evaluations of this batch (None where missing), checked against the proposals."""
+        if not self.journaled:
+            return [None] * len(vectors)
+        batch = [self.journaled.get(start + j) for j in range(len(vectors))]
+        for j, evaluation in enumerate(batch):
+            if evaluation is not None and not np.array_equal(evaluation.vector, vectors[j]):
+                raise StoreError(
+                    f"the journal diverges from the optimizer at evaluation {start + j} of run "
+                    f"{self.outcome.run_index}: the store was written by different code or settings; "
+                    "use another store file"
+                )
+        return batch
+
+    def tell(self, candidate: Any, evaluation: Evaluation) -> None:
+        """Report one evaluation to the optimizer (failures as worse than everything) and keep the best."""
+        if evaluation.ok:
+            self.worst = max(self.worst, evaluation.loss)  # type: ignore[type-var]
+            self.failures_in_a_row = 0
+        else:
+            self.failures_in_a_row += 1
+        self.optimizer.tell(candidate, evaluation.loss if evaluation.ok else _penalty(self.worst))
+        self.outcome.history.append(evaluation)
+        best = self.outcome.best
+        if evaluation.ok and (best is None or evaluation.loss <= best.loss):  # type: ignore[operator]
+            self.outcome.best_index = len(self.outcome.history) - 1  # ties go to the latest, as in Nevergrad
+
+    def best_loss(self, batch: list[Evaluation | None]) -> float | None:
         losses = [e.loss for e in batch if e is not None and e.ok]
-        if outcome.best is not None:
-            losses.append(outcome.best.loss)
+        if self.outcome.best is not None:
+            losses.append(self.outcome.best.loss)
         return min(losses) if losses else None  # type: ignore[type-var]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -67,12 +67,13 @@ def _factor_shape(shape: torch.Size, per: Per, name: str) -> tuple[int, ...]:
     raise SpaceError(f"{name}: per must be 'element', 'row', 'column' or 'tensor', got {per!r}")
 
 
-def _broadcast_view(values: torch.Tensor, shape: torch.Size, per: Per) -> torch.Tensor:
+def _broadcast_shape(shape: torch.Size, per: Per) -> tuple[int, ...]:
+    """The shape the searched values take so that they broadcast against the tensor."""
     if per == "row":
-        return values.view((-1,) + (1,) * (len(shape) - 1))
+        return (-1,) + (1,) * (len(shape) - 1)
     if per == "column":
-        return values.view((1, -1) + (1,) * (len(shape) - 2))
-    return values.view(()) if per == "tensor" else values.view(shape)
+        return (1, -1) + (1,) * (len(shape) - 2)
+    return () if per == "tensor" else tuple(shape)
 
 
 @dataclass(eq=False)
@@ -96,14 +97,18 @@ class TensorEntry:
         self.size = int(np.prod(self.shape)) if self.shape else 1
         self._identity = np.full(self.size, 0.0 if self.mode == "offset" else 1.0)
         self._identity.flags.writeable = False
+        self._view = _broadcast_shape(self.tensor.shape, self.per)
+        self._needs_view = self._view != (self.size,)
 
     def identity(self) -> np.ndarray:
         return self._identity
 
     def parameter(self) -> ng.p.Parameter:
         init = self.identity().reshape(self.shape) if self.shape else self.identity()
-        array = ng.p.Array(init=init, lower=self.low, upper=self.high) if self._bounded() else ng.p.Array(
-            init=init
+        array = (
+            ng.p.Array(init=init, lower=self.low, upper=self.high)
+            if self._bounded()
+            else ng.p.Array(init=init)
         )
         return array.set_mutation(sigma=self.step)
 
@@ -114,13 +119,15 @@ class TensorEntry:
         return np.asarray(flat, dtype=float).reshape(self.shape if self.shape else (1,))
 
     def write(self, flat: np.ndarray) -> None:
+        is_identity = not flat.any() if self.mode == "offset" else bool((flat == 1.0).all())
         with torch.no_grad():
-            if np.array_equal(flat, self._identity):
+            if is_identity:
                 self.tensor.copy_(self.original)  # bit for bit, -0.0 included
                 return
-            values = torch.as_tensor(np.asarray(flat), dtype=self.original.dtype, device=self.original.device)
-            view = _broadcast_view(values, self.tensor.shape, self.per)
-            self.tensor.copy_(self.original + view if self.mode == "offset" else self.original * view)
+            values = torch.as_tensor(flat, dtype=self.original.dtype, device=self.original.device)
+            if self._needs_view:
+                values = values.view(self._view)
+            self.tensor.copy_(self.original + values if self.mode == "offset" else self.original * values)
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -128,8 +135,12 @@ class TensorEntry:
 
     def signature(self) -> dict[str, Any]:
         return {
-            "kind": "tensor", "name": self.name, "mode": self.mode, "per": self.per,
-            "shape": list(self.tensor.shape), "size": self.size,
+            "kind": "tensor",
+            "name": self.name,
+            "mode": self.mode,
+            "per": self.per,
+            "shape": list(self.tensor.shape),
+            "size": self.size,
         }
 
 
@@ -183,8 +194,13 @@ class HyperEntry:
 
     def signature(self) -> dict[str, Any]:
         return {
-            "kind": "hyper", "name": self.name, "low": self.low, "high": self.high,
-            "log": self.log, "integer": self.integer, "size": 1,
+            "kind": "hyper",
+            "name": self.name,
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "integer": self.integer,
+            "size": 1,
         }
 
 
@@ -213,7 +229,9 @@ def _has(owner: Any, attribute: str) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 class Aleph:
@@ -262,7 +280,11 @@ class Aleph:
         names = [pattern] if pattern in tensors else fnmatch.filter(tensors, pattern)
         if not names:
             close = difflib.get_close_matches(pattern, list(tensors), n=5, cutoff=0.5)
-            hint = f"; closest names: {', '.join(close)}" if close else f"; names include: {', '.join(list(tensors)[:8])}"
+            hint = (
+                f"; closest names: {', '.join(close)}"
+                if close
+                else f"; names include: {', '.join(list(tensors)[:8])}"
+            )
             raise SpaceError(f"{pattern!r} matches no parameter of the model{hint}")
         taken = {id(entry.tensor) for entry in self.entries if isinstance(entry, TensorEntry)}
         new: list[TensorEntry] = []
@@ -271,7 +293,9 @@ class Aleph:
             if id(tensor) in taken:
                 raise SpaceError(f"{name} is already in the ℵ-space: a parameter can be searched only once")
             if not torch.is_floating_point(tensor):
-                raise SpaceError(f"{name} has dtype {tensor.dtype}: only floating-point tensors can be searched")
+                raise SpaceError(
+                    f"{name} has dtype {tensor.dtype}: only floating-point tensors can be searched"
+                )
             new.append(TensorEntry(name, tensor, mode, per, step or _default_step(tensor, mode), low, high))
             taken.add(id(tensor))
         self.entries.extend(new)
@@ -295,20 +319,32 @@ class Aleph:
         """
         label = name or f"{type(owner).__name__}.{attribute}"
         if not _has(owner, attribute):
-            names = list(owner) if isinstance(owner, MutableMapping) else [a for a in dir(owner) if not a.startswith("_")]
+            names = (
+                list(owner)
+                if isinstance(owner, MutableMapping)
+                else [a for a in dir(owner) if not a.startswith("_")]
+            )
             close = difflib.get_close_matches(attribute, names, n=5)
             numeric = [a for a in names if _is_number(_safe_get(owner, a))][:8]
-            hint = f"; closest: {', '.join(close)}" if close else f"; numeric ones: {', '.join(numeric) or 'none'}"
+            hint = (
+                f"; closest: {', '.join(close)}"
+                if close
+                else f"; numeric ones: {', '.join(numeric) or 'none'}"
+            )
             raise SpaceError(f"{type(owner).__name__} has no attribute {attribute!r}{hint}")
         value = _get(owner, attribute)
         if not _is_number(value):
-            raise SpaceError(f"{label} is {value!r} of type {type(value).__name__}: only int or float can be searched")
+            raise SpaceError(
+                f"{label} is {value!r} of type {type(value).__name__}: only int or float can be searched"
+            )
         _check_range(label, low, high, log)
         if log and value <= 0:
             raise SpaceError(f"{label}: log=True needs a positive current value, got {value}")
         if (low is not None and value < low) or (high is not None and value > high):
             raise SpaceError(f"{label}: current value {value} lies outside [{low}, {high}]")
-        if any(isinstance(e, HyperEntry) and e.owner is owner and e.attribute == attribute for e in self.entries):
+        if any(
+            isinstance(e, HyperEntry) and e.owner is owner and e.attribute == attribute for e in self.entries
+        ):
             raise SpaceError(f"{label} is already in the ℵ-space")
         is_int = isinstance(value, (int, np.integer)) if integer is None else integer
         self.entries.append(HyperEntry(label, owner, attribute, low, high, log, is_int, step))
@@ -349,7 +385,8 @@ class Aleph:
         self.check()
         if self._is_flat():
             steps = np.concatenate([np.full(entry.size, entry.step) for entry in self.entries])  # type: ignore[attr-defined]
-            return ng.p.Array(init=self.identity()).set_mutation(sigma=steps)
+            uniform = bool((steps == steps[0]).all())
+            return ng.p.Array(init=self.identity()).set_mutation(sigma=float(steps[0]) if uniform else steps)
         return ng.p.Tuple(*(entry.parameter() for entry in self.entries))
 
     def to_vector(self, value: Any) -> np.ndarray:
@@ -363,7 +400,9 @@ class Aleph:
         vector = self._checked(vector)
         if self._is_flat():
             return vector.copy()
-        return tuple(entry.to_value(chunk) for entry, chunk in zip(self.entries, self._split(vector), strict=True))
+        return tuple(
+            entry.to_value(chunk) for entry, chunk in zip(self.entries, self._split(vector), strict=True)
+        )
 
     def write(self, vector: np.ndarray) -> None:
         """Write a candidate into the model (always computed from the trained values, no drift)."""
@@ -382,11 +421,18 @@ class Aleph:
 
     def labels(self) -> list[str]:
         """One label per scalar, e.g. ``fc.bias[3]``."""
-        return [entry.name if entry.size == 1 else f"{entry.name}[{i}]" for entry in self.entries for i in range(entry.size)]
+        return [
+            entry.name if entry.size == 1 else f"{entry.name}[{i}]"
+            for entry in self.entries
+            for i in range(entry.size)
+        ]
 
     def _split(self, vector: np.ndarray) -> list[np.ndarray]:
-        ends = np.cumsum([entry.size for entry in self.entries])
-        return [vector[end - entry.size : end] for entry, end in zip(self.entries, ends, strict=True)]
+        chunks, start = [], 0
+        for entry in self.entries:
+            chunks.append(vector[start : start + entry.size])
+            start += entry.size
+        return chunks
 
     def _checked(self, vector: np.ndarray) -> np.ndarray:
         vector = np.asarray(vector, dtype=float).ravel()

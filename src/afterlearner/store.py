@@ -108,14 +108,18 @@ class Store:
             check = self.connection.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{self.path} is corrupt: {check}")
-            tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             if "meta" not in tables:
                 raise StoreError(f"{self.path} is an SQLite file but not an afterlearner store")
             meta = dict(self.connection.execute("SELECT key, value FROM meta"))
             if meta.get("format") != FORMAT:
                 raise StoreError(f"{self.path} is an SQLite file but not an afterlearner store")
             if meta.get("version") != VERSION:
-                raise StoreError(f"{self.path} has store version {meta.get('version')}, this afterlearner reads {VERSION}")
+                raise StoreError(
+                    f"{self.path} has store version {meta.get('version')}, this afterlearner reads {VERSION}"
+                )
         if not self.readonly:
             with self.connection:
                 self.connection.executescript(SCHEMA)
@@ -149,7 +153,9 @@ class Store:
         existing = self.settings()
         if existing is None:
             with self._write() as db:
-                db.execute("INSERT INTO study VALUES (1, ?, ?)", (json.dumps(settings, sort_keys=True), time.time()))
+                db.execute(
+                    "INSERT INTO study VALUES (1, ?, ?)", (json.dumps(settings, sort_keys=True), time.time())
+                )
             return
         differences = [
             f"{key}: store has {_short(existing.get(key))}, this run has {_short(settings.get(key))}"
@@ -176,8 +182,14 @@ class Store:
             db.execute(
                 "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    evaluation.run_index, evaluation.idx, _blob(evaluation.vector), evaluation.loss,
-                    evaluation.status, evaluation.error, evaluation.wall_time, time.time(),
+                    evaluation.run_index,
+                    evaluation.idx,
+                    _blob(evaluation.vector),
+                    evaluation.loss,
+                    evaluation.status,
+                    evaluation.error,
+                    evaluation.wall_time,
+                    time.time(),
                 ),
             )
 
