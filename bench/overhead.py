@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
-        f"optimizer {args.optimizer}, budget {args.budget}, median of {args.repeats} interleaved repeats (ratios: median of per-seed ratios)"
+        f"optimizer {args.optimizer}, budget {args.budget}, median of {args.repeats} interleaved repeats "
+        "(ratios: median of per-seed ratios)"
     )
     print(
         f"{'ℵ-scalars':>9s} {'hand µs/eval':>13s} {'al µs/eval':>11s} {'ratio':>6s} "
