@@ -174,7 +174,12 @@ def retrofit(
     opened = store is not None and not isinstance(store, Store)
     journal = Store.open(store) if opened else store  # type: ignore[arg-type]
     if journal is not None:
-        journal.bind(settings_of(aleph, info.name, budget, workers, runs, seed, task=name, n=n))
+        try:
+            journal.bind(settings_of(aleph, info.name, budget, workers, runs, seed, task=name, n=n))
+        except BaseException:
+            if opened:
+                journal.close()
+            raise
     evaluator = evaluator or default_evaluator(aleph, loss, workers)
     loop = _Loop(aleph, info, budget, workers, max_failures, evaluator, journal, progress)
     started = time.perf_counter()
