@@ -82,3 +82,12 @@ def test_progress_bar_shows_the_best_loss_and_quiet_hides_it(tmp_path) -> None:
     assert "10/10" in loud.stdout and "best " in loud.stdout
     quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=True)
     assert "10/10" not in quiet.stdout
+
+
+def test_optimizers_lists_names_and_whether_the_bound_applies(capsys) -> None:
+    assert main(["optimizers", "--contains", "cma"]) == 0
+    out = capsys.readouterr().out
+    assert "DiagonalCMA: comparison-based: ranking of evaluated points" in out
+    assert main(["optimizers", "--comparison-based"]) == 0
+    listed = capsys.readouterr().out
+    assert "OnePlusOne [default]: comparison-based" in listed and "NGOpt" not in listed
