@@ -22,7 +22,7 @@ from afterlearner.online.feedback import (
 
 def test_best_of_k_makes_the_choice_the_new_best_and_the_rest_no_improvement() -> None:
     told = tells(Best(2), 4, level=-3.0)
-    assert told.losses == (-3.0, -3.0, -4.0, -3.0)
+    assert told.losses == (-2.5, -2.5, -4.0, -2.5)
     assert told.new_best == 2 and told.level == -4.0
 
 
@@ -35,11 +35,11 @@ def test_none_better_tells_every_candidate_worse_than_the_current_best() -> None
 def test_pairs() -> None:
     assert tells(Pair(1, CURRENT), 3, 0.0) == tells(Pair(1, CURRENT), 3, 0.0)
     told = tells(Pair(1, CURRENT), 3, 0.0)
-    assert told.losses == (0.0, -1.0, 0.0) and told.new_best == 1
+    assert told.losses == (0.5, -1.0, 0.5) and told.new_best == 1
     told = tells(Pair(CURRENT, 0), 3, 0.0)
-    assert told.losses == (1.0, 0.0, 0.0) and told.new_best is None
+    assert told.losses == (1.0, 0.5, 0.5) and told.new_best is None
     told = tells(Pair(2, 0), 3, 0.0)
-    assert told.losses[2] == 0.0 and 0.0 < told.losses[0] < 1.0 and told.new_best is None
+    assert told.losses[2] == told.losses[1] == 0.5 and 0.5 < told.losses[0] < 1.0 and told.new_best is None
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations([0, 1, 2, CURRENT])))
@@ -64,6 +64,12 @@ def test_told_losses_never_contradict_a_stated_preference() -> None:
             assert value[better] < value[worse], (answer, better, worse)
         improved = [c for c in range(4) if told.losses[c] < 1.5]
         assert improved == [c for c in range(4) if (c, CURRENT) in preferences(answer, 4)]
+
+
+def test_unconfirmed_candidates_never_tie_with_the_current_best() -> None:
+    for answer in [Best(1), Pair(0, 2), Pair(CURRENT, 1), Pair(2, CURRENT)]:
+        told = tells(answer, 3, 0.0)
+        assert all(loss != 0.0 for loss in told.losses)
 
 
 def test_transitivity_is_used() -> None:

@@ -44,7 +44,7 @@ def test_every_proposal_and_answer_is_committed_as_it_happens(tmp_path: Path) ->
     assert np.array_equal(np.frombuffer(stored[0][1], dtype="<f8").reshape(3, 4), vectors(p))
     s.answer(p.id, Best(2))
     row = reader.execute("SELECT proposal_id, feedback, losses, new_best FROM feedback_answers").fetchone()
-    assert row == (1, '{"kind": "best", "choice": 2}', "[0.0, 0.0, -1.0]", 2)
+    assert row == (1, '{"kind": "best", "choice": 2}', "[0.5, 0.5, -1.0]", 2)
     s.close()
 
 

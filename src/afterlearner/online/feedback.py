@@ -18,14 +18,18 @@ states, closed under transitivity, and place each candidate ``c`` in one of thre
 * **better** (``c ≻ current`` is implied): told ``λ − 1 − d/|better|``, where ``d`` counts the better
   candidates that ``c`` is implied to beat; the lowest becomes the new current best and its loss the
   new ``λ``. Only a candidate the person put above the current best is ever told as an improvement.
-* **unknown** (no comparison with the current best is implied): told ``λ + u/|unknown|``, where ``u``
-  counts the unknown candidates implied to beat ``c`` — "not an improvement", ordered as the answer says.
+* **unknown** (no comparison with the current best is implied): told ``λ + ½ + u/(2·|unknown|)``,
+  where ``u`` counts the unknown candidates implied to beat ``c``: not an improvement, ordered as the
+  answer says. Not ``λ`` itself: optimizers that accept ties (differential evolution replaces a
+  parent by a child whose loss is ``<=``) would otherwise drop the confirmed best for a candidate
+  nobody said was as good; with a person, silence means "not preferred".
 * **worse** (``current ≻ c`` is implied): told ``λ + 1 + w/|worse|``, ``w`` as above.
 
-So ``Best(i)`` tells ``i`` ``λ−1`` and the others ``λ``; ``NoneBetter`` tells every candidate
+So ``Best(i)`` tells ``i`` ``λ−1`` and the others ``λ+½``; ``NoneBetter`` tells every candidate
 ``λ+1``; a ``Ranking`` tells a strictly ordered list straddling ``λ``; ``Pair(a, "current")`` tells
-``a`` ``λ−1`` and the rest ``λ``; ``Pair("current", b)`` tells ``b`` ``λ+1``; ``Pair(a, b)`` tells
-``a`` ``λ`` and ``b`` ``λ+1/k`` (just above). Candidates the answer says nothing about are told ``λ``.
+``a`` ``λ−1`` and the rest ``λ+½``; ``Pair("current", b)`` tells ``b`` ``λ+1`` and the rest ``λ+½``;
+``Pair(a, b)`` tells ``a`` (and the others) ``λ+½`` and ``b`` a little more. Candidates the answer
+says nothing about are told ``λ+½``.
 The rule is a pure function of (answer, k, λ), so replaying stored answers re-tells exactly the same.
 """
 
@@ -192,7 +196,7 @@ def tells(feedback: Feedback, k: int, level: float) -> Tells:
         beaten = sum((c, other) in prefs for other in better)
         losses[c] = level - 1 - beaten / len(better)
     for c in unknown:
-        losses[c] = level + sum((other, c) in prefs for other in unknown) / len(unknown)
+        losses[c] = level + 0.5 + sum((other, c) in prefs for other in unknown) / (2 * len(unknown))
     for c in worse:
         losses[c] = level + 1 + sum((other, c) in prefs for other in worse) / len(worse)
     if not better:
