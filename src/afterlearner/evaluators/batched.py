@@ -54,19 +54,26 @@ def stack_entry(entry: TensorEntry, chunks: np.ndarray) -> torch.Tensor:
 
 
 class _Bound(torch.nn.Module):
-    """The loss's forward function as a module, so ``functional_call`` can swap the ℵ-tensors."""
+    """The loss's forward pass over all batches as a module, so ``functional_call`` can swap the
+    ℵ-tensors once per population (not once per batch) and ``vmap`` runs once."""
 
     def __init__(self, model: torch.nn.Module, forward: Forward) -> None:
         super().__init__()
         self.model = model
         self.run = forward
+        self.cache: PrefixCache | None = None
 
-    def forward(self, inputs: Any) -> torch.Tensor:
-        return self.run(self.model, inputs)
+    def forward(self, batches: list[Any]) -> torch.Tensor:
+        parts = []
+        for index, batch in enumerate(batches):
+            if self.cache is not None:
+                self.cache.batch = index
+            parts.append(self.run(self.model, batch))
+        return concat(parts)
 
 
 class BatchedEvaluator:
-    """Evaluates a population of candidates with one ``vmap``-ed forward pass per batch of data.
+    """Evaluates a population of candidates with one ``vmap``-ed forward pass over the ℵ-dataset.
 
     ``cache``: a :class:`PrefixCache` to share (None: no prefix cache). ``mode``: ``"auto"``
     (measure vmap against a loop on the first population of two or more, keep the faster),
@@ -136,20 +143,18 @@ class BatchedEvaluator:
         self.aleph.restore()  # the frozen rest is read from the model; the ℵ-tensors are swapped in
         params = self._parameters(vectors)
 
-        def forward(weights: dict[str, torch.Tensor], inputs: Any) -> torch.Tensor:
-            return functional_call(self._bound, weights, (inputs,))
+        def forward(weights: dict[str, torch.Tensor], batches: list[Any]) -> torch.Tensor:
+            return functional_call(self._bound, weights, (batches,))
 
         batched = vmap(forward, in_dims=(0, None), chunk_size=self.chunk)
-        parts = []
+        cached = self.cache is not None and self.cache.enabled
+        self._bound.cache = self.cache if cached else None
         with torch.no_grad():
-            if self.cache is not None and self.cache.enabled:
+            if cached:
+                assert self.cache is not None
                 with self.cache.active():
-                    for index, batch in enumerate(self.loss.batches):
-                        self.cache.batch = index
-                        parts.append(batched(params, batch))
-            else:
-                parts = [batched(params, batch) for batch in self.loss.batches]
-        return concat(parts, dim=1)
+                    return batched(params, list(self.loss.batches))
+            return batched(params, list(self.loss.batches))
 
     def _vmap(self, vectors: Sequence[np.ndarray]) -> list[Outcome]:
         start = time.perf_counter()
