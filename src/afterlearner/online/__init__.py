@@ -30,9 +30,11 @@ from afterlearner.online.session import (
     StaleProposal,
     UnknownProposal,
 )
+from afterlearner.online.task import FeedbackTask, load_feedback_task
 
 __all__ = [
-    "CURRENT", "Best", "Candidate", "Feedback", "FeedbackError", "FeedbackSession", "NoneBetter", "Pair",
+    "CURRENT", "Best", "Candidate", "Feedback", "FeedbackError", "FeedbackSession", "FeedbackTask",
+    "NoneBetter", "Pair",
     "Progress", "Proposal", "Ranking", "Rendering", "SessionError", "SessionFinished", "StaleProposal",
-    "Tells", "UnknownProposal", "image", "sound", "text",
+    "Tells", "UnknownProposal", "image", "load_feedback_task", "sound", "text",
 ]
