@@ -34,9 +34,10 @@ START_TIMEOUT = 120
 class Server:
     """``afterlearner feedback serve`` in a child process; ``url`` is the address it printed."""
 
-    def __init__(self, store: Path) -> None:
-        command = [sys.executable, "-m", "afterlearner", "feedback", "serve", DEMO, "--store", str(store),
-                   "--port", "0", "--budget", str(BUDGET), "--seed", "7"]
+    def __init__(self, store: Path, spec: str = DEMO, *options: str) -> None:
+        options = options or ("--budget", str(BUDGET), "--seed", "7")
+        command = [sys.executable, "-m", "afterlearner", "feedback", "serve", spec, "--store", str(store),
+                   "--port", "0", *options]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         env=env)
@@ -142,3 +143,23 @@ def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path
     finally:
         server.stop()
     assert server.process.returncode is not None
+
+
+def test_sound_candidates_get_audio_players_and_choose_buttons(browser: object, tmp_path: Path) -> None:
+    tone = Path(__file__).parent / "tasks" / "feedback_tone_task.py"
+    server = Server(tmp_path / "tone.sqlite", f"{tone}:factory", "--seed", "1")
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(server.url)
+        expect(page.get_by_test_id("progress")).to_have_text("0 / 2 answers")
+        expect(page.locator("#candidates audio")).to_have_count(3)
+        sources = [page.locator("#candidates audio").nth(i).get_attribute("src") for i in range(3)]
+        assert all(src.startswith("data:audio/wav;base64,") for src in sources)
+        page.get_by_role("button", name="Choose option 2").click()
+        expect(page.get_by_test_id("progress")).to_have_text("1 / 2 answers")
+        expect(page.get_by_test_id("best").locator("audio")).to_have_attribute("src", sources[1])
+        page.get_by_test_id("none").click()
+        expect(page.get_by_test_id("done")).to_be_visible()
+        expect(page.get_by_test_id("best").locator("audio")).to_have_attribute("src", sources[1])
+    finally:
+        server.stop()
