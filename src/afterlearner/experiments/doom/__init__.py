@@ -20,13 +20,13 @@ from afterlearner.task import Task
 TITLE = "ViZDoom defend_the_center: policy head and sampling temperature retrofitted for kills per life"
 METRIC = "− kills per life"
 DEFAULT_BUDGET = 80
-DEFAULT_OPTIMIZER = "OnePlusOne"
+DEFAULT_OPTIMIZER = "DiagonalCMA"
 BOUND_NOTE = (
     "kills per episode lie in [0, 26] (26 rounds of ammunition, one life), so ε bounds the gap in "
     "kills/26: multiply it by 26 for kills per life"
 )
 #: Episode counts (ℵ-set, held-out test set): full run, reduced run (tests).
-SIZES = {False: (16, 48), True: (3, 4)}
+SIZES = {False: (24, 48), True: (3, 4)}
 
 
 def make_task(reduced: bool = False) -> Task:
@@ -39,7 +39,7 @@ def make_task(reduced: bool = False) -> Task:
     aleph_size, test_size = SIZES[bool(reduced)]
     aleph = (
         Aleph(policy)
-        .add("head.bias", step=0.5)
+        .add("head.bias", step=1.0)
         .add("head.weight", mode="scale", per="row", low=0.0)
         .hyper(sampler, "temperature", 0.05, 5.0, log=True, name="sampler.temperature")
     )
