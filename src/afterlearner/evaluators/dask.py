@@ -53,7 +53,7 @@ def remote_evaluate(spec: str, vector: np.ndarray) -> tuple[float | None, str | 
 
 
 class DaskEvaluator:
-    """Evaluates candidates on the workers of a Dask cluster, at most one per worker thread at a time.
+    """Evaluates candidates on the workers of a Dask cluster.
 
     ``address``: a scheduler address, a ``distributed.Client``, or None for a local cluster of
     ``n_workers`` single-threaded worker processes. ``timeout``: seconds one evaluation may take.
@@ -111,7 +111,10 @@ class DaskEvaluator:
 
         pending = deque(enumerate(np.asarray(v, dtype=float) for v in vectors))
         running: dict[Any, tuple[int, float]] = {}
-        slots = self.slots()  # asked once per population: it is a round trip to the scheduler
+        # Without a timeout the whole population is submitted at once: the scheduler hands a task to
+        # each worker as soon as it is free, with no round trip through this process. With a timeout,
+        # at most one task per worker thread is out, so the clock of each starts when it runs.
+        slots = self.slots() if self.timeout is not None else len(pending)
         while pending or running:
             while pending and len(running) < slots:
                 position, vector = pending.popleft()
