@@ -133,3 +133,26 @@ def test_a_store_that_does_not_replay_is_refused(tmp_path: Path) -> None:
         db.execute("UPDATE feedback_proposals SET vectors = ? WHERE id = 1", (np.ones(12).tobytes(),))
     with pytest.raises(StoreError, match="gave other candidates than stored"):
         session(path)
+
+
+@pytest.mark.parametrize("optimizer", ["DiagonalCMA", "OnePlusOne", "PSO", "RandomSearch"])
+def test_every_kind_of_comparison_based_optimizer_replays_exactly(tmp_path: Path, optimizer: str) -> None:
+    path = tmp_path / "s.sqlite"
+    first = session(path, optimizer=optimizer)
+    for answer in ANSWERS[:4]:
+        first.answer(first.propose().id, answer)
+    pending = vectors(first.propose())
+    first.close()
+    reference = session(None, optimizer=optimizer)
+    for answer in ANSWERS[:4]:
+        reference.answer(reference.propose().id, answer)
+    resumed = session(path, optimizer=optimizer)
+    assert np.array_equal(vectors(resumed.propose()), pending)
+    assert np.array_equal(pending, vectors(reference.propose()))
+    for answer in ANSWERS[4:]:
+        p, q = resumed.propose(), reference.propose()
+        assert np.array_equal(vectors(p), vectors(q))
+        resumed.answer(p.id, answer)
+        reference.answer(q.id, answer)
+    assert np.array_equal(resumed.best.vector, reference.best.vector)
+    resumed.close()
