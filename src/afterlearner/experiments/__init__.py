@@ -30,6 +30,7 @@ from types import ModuleType
 REGISTRY: dict[str, str] = {
     "depth": "afterlearner.experiments.depth.task",
     "doom": "afterlearner.experiments.doom",
+    "ldm": "afterlearner.experiments.ldm",
     "speech": "afterlearner.experiments.speech",
     "speech-synthesis": "afterlearner.experiments.speech.synthesis_only",
     "speech-decoding": "afterlearner.experiments.speech.decoding_only",

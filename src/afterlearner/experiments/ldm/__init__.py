@@ -20,7 +20,8 @@ from pathlib import Path
 from afterlearner.retrofit import RetrofitResult
 from afterlearner.task import Task
 
-TITLE = "latent diffusion (diffusers, digits): initial latent noise + guidance/eta/steps steered by a user's choices"
+TITLE = ("latent diffusion (diffusers, digits): initial latent noise + guidance/eta/steps "
+         "steered by a user's choices")
 METRIC = "1 − likeness to the user's hidden target"
 DEFAULT_BUDGET = 120
 DEFAULT_OPTIMIZER = "OnePlusOne"
@@ -36,11 +37,9 @@ CURVE_REDUCED = (2, 6, 3)
 class UserVerdict:
     """The ℵ-loss: 1 − the hidden likeness of the current image to the target, as ``judge`` sees it."""
 
-    def __init__(self, steering, judge, target, reduced: bool) -> None:  # noqa: ANN001 - lazy imports
-        from afterlearner.experiments.ldm.user import TargetUser
-
+    def __init__(self, steering, user, reduced: bool) -> None:  # noqa: ANN001 - lazy imports
         self.steering = steering
-        self.user = TargetUser(judge, target)
+        self.user = user
         self.reduced = reduced
 
     def __call__(self, _model: object) -> float:
@@ -49,19 +48,21 @@ class UserVerdict:
 
 def make_task(reduced: bool = False) -> Task:
     """The retrofit of one drawing towards the first held-out '3' (``reduced``: fewer DDIM steps)."""
-    from afterlearner.experiments.ldm.curve import target_image, targets_of
+    from afterlearner.experiments.ldm.curve import targets_of, user_for
     from afterlearner.experiments.ldm.judge import load_judge
     from afterlearner.experiments.ldm.sampler import Knobs
     from afterlearner.experiments.ldm.steering import PIPELINE_DIR, DiffusionSteering
 
     steering = DiffusionSteering(PIPELINE_DIR, class_label=CLASS_LABEL, seed=0,
                                  knobs=Knobs(steps=5 if reduced else 10))
-    target = target_image(targets_of(CLASS_LABEL, 1)[0])
+    target = targets_of(CLASS_LABEL, 1)[0]
     weights = PIPELINE_DIR.parent
+    user = user_for(load_judge(weights / "judge.pt"), target, CLASS_LABEL)
+    referee = user_for(load_judge(weights / "judge_heldout.pt"), target, CLASS_LABEL)
     return Task(
         aleph=steering.aleph,
-        loss=UserVerdict(steering, load_judge(weights / "judge.pt"), target, reduced),
-        test_loss=UserVerdict(steering, load_judge(weights / "judge_heldout.pt"), target, reduced),
+        loss=UserVerdict(steering, user, reduced),
+        test_loss=UserVerdict(steering, referee, reduced),
         name="ldm" + ("-reduced" if reduced else ""),
         budget=DEFAULT_BUDGET,
         optimizer=DEFAULT_OPTIMIZER,

@@ -35,7 +35,7 @@ from afterlearner.online.simulated import SimulatedUser, drive
 
 @dataclass
 class Curves:
-    """Scores (higher is better) of the current best, shape (targets, answers + 1), and final held-out scores."""
+    """Scores (higher is better) of the current best, (targets, answers + 1), and final held-out scores."""
 
     class_label: int
     k: int
@@ -57,7 +57,8 @@ class Curves:
         at = min(10, self.answers)
         wins = np.asarray(self.session)[:, -1] > np.asarray(self.random)[:, -1]
         return {
-            "start": float(session[0]), f"session_{at}": float(session[at]), f"random_{at}": float(random[at]),
+            "start": float(session[0]),
+            f"session_{at}": float(session[at]), f"random_{at}": float(random[at]),
             "session_final": float(session[-1]), "random_final": float(random[-1]),
             "session_beats_random": float(wins.mean()),
             "heldout_start": float(np.mean(self.start_heldout)),
@@ -78,6 +79,17 @@ def targets_of(class_label: int, count: int) -> list[int]:
 def target_image(index: int) -> np.ndarray:
     """Held-out digit ``index`` as an (H, W) image in [0, 1]."""
     return ((data.load().held_images[index, 0] + 1.0) / 2.0).numpy()
+
+
+def typical_of(class_label: int) -> np.ndarray:
+    """The training digits of ``class_label`` as (B, H, W) images in [0, 1] (the users' origin of style)."""
+    digits = data.load()
+    return ((digits.train_images[digits.train_labels == class_label, 0] + 1.0) / 2.0).numpy()
+
+
+def user_for(judge: Judge, index: int, class_label: int) -> TargetUser:
+    """A simulated user whose hidden target is held-out digit ``index`` (of class ``class_label``)."""
+    return TargetUser(judge, target_image(index), typical_of(class_label))
 
 
 def session_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers: int, seed: int,
@@ -113,8 +125,7 @@ def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge:
     indices = targets_of(class_label, targets)
     session, random, session_heldout, random_heldout, start_heldout = [], [], [], [], []
     for seed, index in enumerate(indices):
-        target = target_image(index)
-        user, referee = TargetUser(judge, target), TargetUser(heldout_judge, target)
+        user, referee = user_for(judge, index, class_label), user_for(heldout_judge, index, class_label)
         steering = DiffusionSteering(pipeline, class_label=class_label, seed=seed, knobs=Knobs(steps=steps))
         curve, best = session_curve(steering, user, k, answers, seed, optimizer)
         session.append(curve)
@@ -123,8 +134,8 @@ def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge:
         random.append(curve)
         random_heldout.append(referee.score(steering.image(best)))
         start_heldout.append(referee.score(steering.image(steering.aleph.identity())))
-    return Curves(class_label, k, answers, optimizer, indices, session, random, session_heldout, random_heldout,
-                  start_heldout)
+    return Curves(class_label, k, answers, optimizer, indices, session, random, session_heldout,
+                  random_heldout, start_heldout)
 
 
 def plot(curves: Curves, path: str | Path) -> Path:

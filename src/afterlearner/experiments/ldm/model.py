@@ -109,7 +109,8 @@ class DigitLatentDiffusionPipeline(DiffusionPipeline):
         sample = latents * self.scheduler.init_noise_sigma
         for timestep in self.scheduler.timesteps:
             noise = self._noise(sample, timestep, labels, float(guidance_scale))
-            sample = self.scheduler.step(noise, timestep, sample, eta=float(eta), generator=generator).prev_sample
+            step = self.scheduler.step(noise, timestep, sample, eta=float(eta), generator=generator)
+            sample = step.prev_sample
         images = self.vae.decode(sample / self.vae.config.scaling_factor).sample
         return ((images.clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1).cpu().numpy()
 
@@ -164,7 +165,8 @@ def load_pipeline(directory: str | Path) -> DigitLatentDiffusionPipeline:
     missing = {"vae", "unet", "scheduler"} - components
     if missing:
         raise TaskError(f"{index} lacks the components {', '.join(sorted(missing))}")
-    pipeline = DigitLatentDiffusionPipeline.from_pretrained(str(directory), local_files_only=True)
+    pipeline = DigitLatentDiffusionPipeline.from_pretrained(str(directory), local_files_only=True,
+                                                          low_cpu_mem_usage=False)
     pipeline.set_progress_bar_config(disable=True)
     pipeline.vae.eval()
     pipeline.unet.eval()

@@ -66,9 +66,9 @@ class DiffusionSteering:
 
     def describe(self) -> str:
         what = "any digit" if self.class_label is None else f"the digit {self.class_label}"
-        searched = [f"{entry.name} ({entry.size} numbers)" if entry.size > 1 else entry.name for entry in self.aleph]
-        return (f"A latent diffusion model trained in this repository (diffusers AutoencoderKL + UNet2DModel, "
-                f"DDIM sampling) draws {what}. Searched: {', '.join(searched)}.")
+        searched = [f"{e.name} ({e.size} numbers)" if e.size > 1 else e.name for e in self.aleph]
+        return ("A latent diffusion model trained in this repository (diffusers AutoencoderKL + "
+                f"UNet2DModel, DDIM sampling) draws {what}. Searched: {', '.join(searched)}.")
 
     def task(self, k: int = 4, budget: int = 30, optimizer: str | None = None) -> FeedbackTask:
         """The feedback task: ``k`` images per question, ``budget`` answers."""

@@ -13,7 +13,8 @@ Three stages, on one CPU thread, a few minutes in all:
    (another seed) that only scores results after the fact (the held-out check).
 
 The result is a diffusers pipeline directory (``weights/pipeline``, loaded by ``load_pipeline``),
-``weights/judge.pt``, ``weights/judge_heldout.pt`` and ``weights/training.json`` (the figures measured at the end of training).
+``weights/judge.pt``, ``weights/judge_heldout.pt`` and ``weights/training.json`` (the figures
+measured at the end of training).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ KL_WEIGHT = 1e-4
 LABEL_DROP = 0.1
 
 
-def train_vae(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, steps: int, batch: int = 64) -> float:
+def train_vae(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, steps: int,
+              batch: int = 64) -> float:
     """Fit the autoencoder; returns the final reconstruction MSE on the training images (in [-1, 1] units)."""
     vae = pipeline.vae.train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=2e-3)
@@ -43,7 +45,8 @@ def train_vae(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, step
         x = images[torch.randint(len(images), (batch,))]
         posterior = vae.encode(x).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
-        loss = torch.nn.functional.mse_loss(reconstruction, x) + KL_WEIGHT * posterior.kl().mean() / x[0].numel()
+        kl = posterior.kl().mean() / x[0].numel()
+        loss = torch.nn.functional.mse_loss(reconstruction, x) + KL_WEIGHT * kl
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -73,7 +76,8 @@ def train_unet(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, lab
         noise = torch.randn_like(latents)
         timesteps = torch.randint(scheduler.config.num_train_timesteps, (batch,))
         classes = torch.where(torch.rand(batch) < LABEL_DROP, NULL_CLASS, labels[index])
-        prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, class_labels=classes).sample
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        prediction = unet(noisy, timesteps, class_labels=classes).sample
         loss = torch.nn.functional.mse_loss(prediction, noise)
         optimizer.zero_grad()
         loss.backward()
@@ -100,7 +104,7 @@ def sample_accuracy(pipeline: DigitLatentDiffusionPipeline, judge: torch.nn.Modu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="directory to write the weights to")
-    parser.add_argument("--vae-steps", type=int, default=1000)
+    parser.add_argument("--vae-steps", type=int, default=600)
     parser.add_argument("--unet-steps", type=int, default=2000)
     parser.add_argument("--judge-epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     digits = data.load()
     pipeline = build(seed=args.seed)
     vae_mse = train_vae(pipeline, digits.train_images, args.vae_steps)
-    print(f"autoencoder: reconstruction MSE {vae_mse:.4f}, scaling factor {pipeline.vae.config.scaling_factor:.3f}")
+    scale = pipeline.vae.config.scaling_factor
+    print(f"autoencoder: reconstruction MSE {vae_mse:.4f}, scaling factor {scale:.3f}")
     unet_loss = train_unet(pipeline, digits.train_images, digits.train_labels, args.unet_steps)
     print(f"unet: final noise-prediction loss {unet_loss:.4f}")
     judge = train_judge(digits.train_images, digits.train_labels, seed=args.seed, epochs=args.judge_epochs)
