@@ -8,17 +8,12 @@ Chromium comes from apt (``bash scripts/setup-system.sh``); Playwright never dow
 
 from __future__ import annotations
 
-import os
-import queue
 import re
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from online_process import DEMO, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[online]'")
 expect = playwright_api.expect
@@ -26,49 +21,7 @@ expect = playwright_api.expect
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-DEMO = str(Path(__file__).parents[1] / "src" / "afterlearner" / "online" / "digits.py") + ":digit_task"
 BUDGET = 4
-START_TIMEOUT = 120
-
-
-class Server:
-    """``afterlearner feedback serve`` in a child process; ``url`` is the address it printed."""
-
-    def __init__(self, store: Path, spec: str = DEMO, *options: str) -> None:
-        options = options or ("--budget", str(BUDGET), "--seed", "7")
-        command = [sys.executable, "-m", "afterlearner", "feedback", "serve", spec, "--store", str(store),
-                   "--port", "0", *options]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=env)
-        lines: queue.Queue[str] = queue.Queue()
-        stdout = self.process.stdout
-        threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
-        self.output: list[str] = []
-        while True:
-            try:
-                line = lines.get(timeout=START_TIMEOUT)
-            except queue.Empty:
-                self.stop()
-                message = f"the server printed no address in {START_TIMEOUT} s: {self.output}"
-                raise AssertionError(message) from None
-            self.output.append(line)
-            match = re.search(r"open (http://127\.0\.0\.1:\d+/\?token=[\w-]+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
@@ -87,7 +40,7 @@ def candidate_images(page: object) -> list[str]:
 
 def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path: Path) -> None:
     store = tmp_path / "clicks.sqlite"
-    server = Server(store)
+    server = Server("serve", DEMO, "--store", str(store), "--budget", str(BUDGET), "--seed", "7")
     try:
         page = browser.new_page(viewport={"width": 1000, "height": 800})
         page.goto(server.url)
@@ -123,7 +76,7 @@ def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path
         other.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
 
         server.kill()  # the process dies with a proposal on screen
-        server = Server(store)
+        server = Server("serve", DEMO, "--store", str(store), "--budget", str(BUDGET), "--seed", "7")
         page.goto(server.url)
         expect(page.get_by_test_id("progress")).to_have_text(f"2 / {BUDGET} answers")
         assert candidate_images(page) == pending  # same proposal, not a new one: nothing asked twice
@@ -147,7 +100,7 @@ def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path
 
 def test_sound_candidates_get_audio_players_and_choose_buttons(browser: object, tmp_path: Path) -> None:
     tone = Path(__file__).parent / "tasks" / "feedback_tone_task.py"
-    server = Server(tmp_path / "tone.sqlite", f"{tone}:factory", "--seed", "1")
+    server = Server("serve", f"{tone}:factory", "--store", str(tmp_path / "tone.sqlite"), "--seed", "1")
     try:
         page = browser.new_page(viewport={"width": 390, "height": 844})
         page.goto(server.url)

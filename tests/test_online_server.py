@@ -191,3 +191,22 @@ def test_short_tokens_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         create_app(FeedbackSession(task.space, task.render), task, "short")
     assert len(new_token()) >= 32 and new_token() != new_token()
+
+
+def test_the_demo_command_serves_on_loopback_with_a_token(tmp_path: Path) -> None:
+    import httpx
+    from online_process import Server
+
+    server = Server("demo", "--no-browser", "--store", str(tmp_path / "demo.sqlite"), "--budget", "3")
+    try:
+        assert "feedback session on digit generator: 0/3 answers so far" in "".join(server.output)
+        base, token = server.url.split("/?token=")
+        assert base.startswith("http://127.0.0.1:")
+        assert httpx.get(f"{base}/api/state").status_code == 401
+        state = httpx.get(f"{base}/api/state", headers={"Authorization": f"Bearer {token}"}).json()
+        assert len(state["proposal"]["candidates"]) == 4 and state["best"]["kind"] == "image"
+        page = httpx.get(server.url)
+        assert page.status_code == 200 and "<title>afterlearner feedback</title>" in page.text
+    finally:
+        server.stop()
+    assert server.process.returncode == 0  # SIGTERM: a clean shutdown that closes the store

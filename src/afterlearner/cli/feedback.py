@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -70,7 +71,17 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
             import webbrowser
 
             webbrowser.open(url)
-        serve(app, sock)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: end normally
+        signal.signal(signal.SIGTERM, _exit_normally)
+        try:
+            serve(app, sock)
+        except KeyboardInterrupt:
+            pass
+        print(f"stopped; {session.progress().answers} answers are in {args.store}")
     finally:
         session.close()
     return 0
+
+
+def _exit_normally(signum: int, frame: object) -> None:
+    raise SystemExit(0)
