@@ -1,5 +1,6 @@
 """A CPU-bound task for the parallel benchmark: ℵ-parameters in the FIRST layer, so nothing can be
-cached and every evaluation is a full forward pass of an MLP over 1000 samples (about 0.1 s on one core).
+cached and every evaluation is a full forward pass of an MLP over 1000 samples (25–60 ms on one core
+of the shared machine).
 
     afterlearner run bench/speed_cpu_task.py:task --processes 2 --budget 32
 """
