@@ -18,7 +18,7 @@ from afterlearner.task import Task
 
 DIE = 99.0
 HANG = 77.0
-HANG_SECONDS = 5.0
+HANG_SECONDS = 3.0
 
 
 class Net(torch.nn.Module):
@@ -62,3 +62,19 @@ def fragile() -> Task:
         return data_loss(m)
 
     return Task(aleph, loss, name="speed-fragile", n=len(y))
+
+
+def dies_above_zero() -> Task:
+    """The small classifier whose loss kills its process whenever the first bias offset is positive:
+    about half of the optimizer's candidates."""
+    model, x, y = _model_and_data()
+    aleph = Aleph(model).add("fc.bias")
+    trained = model.fc.bias.detach().clone()
+    data_loss = DatasetLoss(x, y, error_rate)
+
+    def loss(m: torch.nn.Module) -> float:
+        if float(m.fc.bias.detach()[0] - trained[0]) > 0:
+            os._exit(4)
+        return data_loss(m)
+
+    return Task(aleph, loss, name="speed-dies", n=len(y))

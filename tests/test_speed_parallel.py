@@ -50,6 +50,29 @@ def test_workers_that_die_or_hang_cost_one_evaluation():
         assert again[0].loss == expected[0]
 
 
+def test_a_retrofit_goes_on_when_workers_die(tmp_path):
+    spec = f"{HERE / 'speed_tasks.py'}:dies_above_zero"
+    task = load_task(spec)
+    evaluator = ProcessEvaluator(spec, processes=2, aleph=task.aleph)
+    result = retrofit(
+        task.aleph,
+        task.loss,
+        budget=16,
+        workers=2,
+        seed=1,
+        store=tmp_path / "dies.sqlite",
+        evaluator=evaluator,
+        progress=False,
+    )
+    with Store.open(tmp_path / "dies.sqlite", readonly=True) as store:
+        journaled = store.evaluations()
+    failed = [e for e in journaled if not e.ok]
+    assert len(journaled) == 16 and result.evaluations == 16
+    assert failed and all("died (exit code 4)" in e.error for e in failed)
+    assert all(e.vector[0] > 0 for e in failed) and all(e.vector[0] <= 0 for e in journaled if e.ok)
+    assert result.best[0] <= 0 and evaluator.restarts == len(failed)
+
+
 def test_broken_task_and_mismatched_space_are_refused():
     with pytest.raises(TaskError, match="has no function 'nonexistent'"):
         with ProcessEvaluator(f"{HERE / 'speed_tasks.py'}:nonexistent", processes=1) as evaluator:

@@ -96,6 +96,8 @@ class ProcessEvaluator:
     one evaluation may take before its worker is killed and the evaluation journaled as failed.
     ``aleph``: the space of the main process, checked against the workers' (same signature).
     ``threads``: torch threads per worker (default 1, so workers do not fight over cores).
+    ``max_restarts``: replacements of dead or killed workers in a row, without any evaluation
+    completing, after which the evaluator gives up with a :class:`TaskError` (default 4 per process).
     ``start_method``: ``"forkserver"`` (default: workers fork from a server process that imported
     torch once, so they start and restart fast) or ``"spawn"``. Either way, a script that creates
     this evaluator must do so under ``if __name__ == "__main__":``.
@@ -122,7 +124,8 @@ class ProcessEvaluator:
         self.context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":  # workers fork from a server that imported torch once: fast starts
             self.context.set_forkserver_preload(PRELOAD)
-        self.restarts_left = 4 * processes if max_restarts is None else max_restarts
+        self.max_restarts = 4 * processes if max_restarts is None else max_restarts
+        self.restarts_left = self.max_restarts
         self.restarts = 0
         self.workers = [self._spawn() for _ in range(processes)]
 
@@ -138,7 +141,10 @@ class ProcessEvaluator:
     def _replace(self, worker: _Worker) -> None:
         _stop(worker)
         if self.restarts_left <= 0:
-            raise TaskError(f"worker processes keep dying: gave up after {self.restarts} restarts")
+            raise TaskError(
+                f"worker processes keep dying: {self.max_restarts} restarts in a row without a completed "
+                f"evaluation ({self.restarts} in all)"
+            )
         self.restarts_left -= 1
         self.restarts += 1
         self.workers[self.workers.index(worker)] = self._spawn()
@@ -158,6 +164,7 @@ class ProcessEvaluator:
             return None
         _, position, outcome = message
         worker.job = None
+        self.restarts_left = self.max_restarts  # only deaths in a row, with no evaluation done, give up
         return position, outcome
 
     def _died(self, worker: _Worker) -> tuple[int, Outcome] | None:
