@@ -44,7 +44,8 @@ def make_evaluator(args: argparse.Namespace, task: Any) -> tuple[Any, int]:
 
         if args.processes < 1:
             raise ConfigError(f"--processes must be >= 1, got {args.processes}")
-        return ProcessEvaluator(args.task, args.processes, timeout=args.timeout, aleph=task.aleph), args.processes
+        evaluator = ProcessEvaluator(args.task, args.processes, timeout=args.timeout, aleph=task.aleph)
+        return evaluator, args.processes
     if args.dask is not None:
         from afterlearner.evaluators.dask import DaskEvaluator
 
