@@ -158,3 +158,12 @@ def test_dask_timeout_and_failure_cost_one_evaluation():
     assert "timed out after 1 s" in outcomes[1].error
     assert "refuses NaN candidates" in outcomes[2].error  # the loss raised: one failed evaluation
     assert outcomes[0].ok and outcomes[3].ok
+
+
+def test_cli_refuses_inconsistent_parallel_options(capsys):
+    assert main(["run", TASK, "--timeout", "3", "--budget", "2", "--quiet"]) == 2
+    assert "--timeout applies to --processes or --dask" in capsys.readouterr().err
+    assert main(["run", TASK, "--dask", "local:two", "--budget", "2", "--quiet"]) == 2
+    assert "--dask local:N needs a number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", TASK, "--processes", "2", "--dask", "tcp://localhost:8786"])
