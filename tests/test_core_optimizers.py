@@ -42,10 +42,25 @@ def test_ngopt_runs_its_metamodel_with_the_installed_numpy() -> None:
     assert result.best_loss < 1e-6
 
 
-@pytest.mark.parametrize("name", ["OnePlusOne", "DiagonalCMA", "TwoPointsDE", "PSO", "RandomSearch",
-                                  "DiscreteLenglerOnePlusOne", "CMA", "random", "NGOpt", "TBPSA"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "OnePlusOne",
+        "DiagonalCMA",
+        "TwoPointsDE",
+        "PSO",
+        "RandomSearch",
+        "DiscreteLenglerOnePlusOne",
+        "CMA",
+        "random",
+        "NGOpt",
+        "TBPSA",
+    ],
+)
 def test_optimizers_by_name_run(name, tiny_net, quadratic_loss) -> None:
-    result = al.retrofit(al.Aleph(tiny_net).add("fc.bias"), quadratic_loss, budget=25, optimizer=name, progress=False)
+    result = al.retrofit(
+        al.Aleph(tiny_net).add("fc.bias"), quadratic_loss, budget=25, optimizer=name, progress=False
+    )
     assert result.evaluations == 25 and result.best_loss <= result.initial_loss
 
 
@@ -58,9 +73,18 @@ def test_every_registered_name_is_accepted_and_classified() -> None:
 
 @pytest.mark.parametrize(
     ("name", "comparison_based"),
-    [("OnePlusOne", True), ("DiscreteLenglerOnePlusOne", True), ("DiagonalCMA", True), ("TwoPointsDE", True),
-     ("RandomSearch", True), ("NGOpt", False), ("MetaModel", False), ("NoisyOnePlusOne", False),
-     ("BO", False), ("Powell", False)],
+    [
+        ("OnePlusOne", True),
+        ("DiscreteLenglerOnePlusOne", True),
+        ("DiagonalCMA", True),
+        ("TwoPointsDE", True),
+        ("RandomSearch", True),
+        ("NGOpt", False),
+        ("MetaModel", False),
+        ("NoisyOnePlusOne", False),
+        ("BO", False),
+        ("Powell", False),
+    ],
 )
 def test_comparison_based_classification(name: str, comparison_based: bool) -> None:
     assert optimizers.get(name).comparison_based is comparison_based

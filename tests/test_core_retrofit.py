@@ -35,7 +35,9 @@ def test_best_is_never_worse_than_the_trained_model(tiny_net) -> None:
     # a loss the trained model already minimises: every move makes it worse
     trained_bias = tiny_net.fc.bias.detach().clone()
     aleph = al.Aleph(tiny_net).add("fc.bias")
-    result = al.retrofit(aleph, lambda m: float((m.fc.bias - trained_bias).abs().sum()), budget=30, progress=False)
+    result = al.retrofit(
+        aleph, lambda m: float((m.fc.bias - trained_bias).abs().sum()), budget=30, progress=False
+    )
     assert result.best_loss == 0.0
     assert result.best_loss <= result.initial_loss
 
@@ -46,7 +48,9 @@ def test_same_seed_same_result_other_seed_other_path(tiny_net, quadratic_loss) -
         from conftest import TinyNet
 
         model = TinyNet()
-        return al.retrofit(al.Aleph(model).add("fc.bias"), quadratic_loss, budget=40, seed=seed, progress=False)
+        return al.retrofit(
+            al.Aleph(model).add("fc.bias"), quadratic_loss, budget=40, seed=seed, progress=False
+        )
 
     first, again, other = run(3), run(3), run(4)
     assert np.array_equal(first.best, again.best)
@@ -138,7 +142,13 @@ def test_ctrl_c_returns_the_best_so_far(tiny_net, quadratic_loss) -> None:
 
 def test_workers_ask_batches_and_runs_keep_the_best(tiny_net, quadratic_loss) -> None:
     result = al.retrofit(
-        al.Aleph(tiny_net).add("fc.bias"), quadratic_loss, budget=30, workers=4, runs=3, seed=2, progress=False
+        al.Aleph(tiny_net).add("fc.bias"),
+        quadratic_loss,
+        budget=30,
+        workers=4,
+        runs=3,
+        seed=2,
+        progress=False,
     )
     assert result.evaluations == 90
     assert len(result.run_outcomes) == 3
@@ -194,7 +204,9 @@ def test_hyperparameters_and_tensors_together() -> None:
 def test_bad_settings_fail_before_any_evaluation(tiny_net, kwargs, message) -> None:
     calls = []
     with pytest.raises(ConfigError, match=message):
-        al.retrofit(al.Aleph(tiny_net).add("fc.bias"), lambda m: calls.append(1) or 0.0, progress=False, **kwargs)
+        al.retrofit(
+            al.Aleph(tiny_net).add("fc.bias"), lambda m: calls.append(1) or 0.0, progress=False, **kwargs
+        )
     assert calls == []
 
 

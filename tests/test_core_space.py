@@ -15,8 +15,16 @@ from hypothesis.extra.numpy import arrays
 import afterlearner as al
 from afterlearner.errors import SpaceError
 
-MODES = [("offset", "element"), ("offset", "row"), ("offset", "column"), ("offset", "tensor"),
-         ("scale", "element"), ("scale", "row"), ("scale", "column"), ("scale", "tensor")]
+MODES = [
+    ("offset", "element"),
+    ("offset", "row"),
+    ("offset", "column"),
+    ("offset", "tensor"),
+    ("scale", "element"),
+    ("scale", "row"),
+    ("scale", "column"),
+    ("scale", "tensor"),
+]
 
 
 def _bits(tensor: torch.Tensor) -> bytes:

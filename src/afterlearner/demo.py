@@ -65,8 +65,12 @@ def make_data(seed: int = 0) -> DigitData:
         train.extend(pool[: max(2, int(round(KEEP[c] * len(pool))))])
     train_idx, aleph_idx, test_idx = (np.array(part) for part in (train, aleph, test))
     return DigitData(
-        torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx]).long(),
-        torch.from_numpy(x[aleph_idx]), y[aleph_idx], torch.from_numpy(x[test_idx]), y[test_idx],
+        torch.from_numpy(x[train_idx]),
+        torch.from_numpy(y[train_idx]).long(),
+        torch.from_numpy(x[aleph_idx]),
+        y[aleph_idx],
+        torch.from_numpy(x[test_idx]),
+        y[test_idx],
     )
 
 

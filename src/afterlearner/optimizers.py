@@ -65,7 +65,9 @@ class OptimizerInfo:
 
     def make(self, parametrization: ng.p.Parameter, budget: int, workers: int) -> Any:
         """A fresh Nevergrad optimizer on ``parametrization`` (seed it through the parametrization)."""
-        return ng.optimizers.registry[self.name](parametrization=parametrization, budget=budget, num_workers=workers)
+        return ng.optimizers.registry[self.name](
+            parametrization=parametrization, budget=budget, num_workers=workers
+        )
 
 
 def _outcome_class(name: str) -> OutcomeClass | None:
@@ -74,7 +76,11 @@ def _outcome_class(name: str) -> OutcomeClass | None:
     optimizer = ng.optimizers.registry[name]
     config = getattr(optimizer, "_config", {}) or {}
     if isinstance(optimizer, lib.ParametrizedOnePlusOne):
-        plain = config.get("noise_handling") is None and not config.get("smoother") and not config.get("use_pareto")
+        plain = (
+            config.get("noise_handling") is None
+            and not config.get("smoother")
+            and not config.get("use_pareto")
+        )
         return "parent" if plain else None
     if isinstance(optimizer, lib.RandomSearchMaker):
         return "fixed"

@@ -99,12 +99,26 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
         f"runs {settings['runs']}, seed {settings['seed']}, n={settings.get('n') or '-'}"
     )
     table = Table()
-    for column in ("run", "status", "evaluations", "ℵ initial", "ℵ best", "held-out before", "held-out after", "bound ε"):
+    for column in (
+        "run",
+        "status",
+        "evaluations",
+        "ℵ initial",
+        "ℵ best",
+        "held-out before",
+        "held-out after",
+        "bound ε",
+    ):
         table.add_column(column, justify="right")
     for row in store_rows(store, delta):
         table.add_row(
-            str(row["run_index"]), row["status"], f"{row['evaluations']}/{settings['budget']}",
-            _fmt(row["initial_loss"]), _fmt(row["best_loss"]), _fmt(row["test_initial"]), _fmt(row["test_best"]),
+            str(row["run_index"]),
+            row["status"],
+            f"{row['evaluations']}/{settings['budget']}",
+            _fmt(row["initial_loss"]),
+            _fmt(row["best_loss"]),
+            _fmt(row["test_initial"]),
+            _fmt(row["test_best"]),
             "-" if row["bound"] is None else f"{row['bound']:.3f}",
         )
     console.print(table)

@@ -10,7 +10,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="retrofit a digit classifier trained on imbalanced data for balanced error"
     )
     parser.add_argument("--budget", type=int, default=200, help="evaluations (default 200)")
-    parser.add_argument("--optimizer", default=None, help="a Nevergrad optimizer name (default: the library's)")
+    parser.add_argument(
+        "--optimizer", default=None, help="a Nevergrad optimizer name (default: the library's)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of data split, training and search")
     parser.add_argument("--store", default=None, help="SQLite journal; an existing one is resumed")
     parser.add_argument("--plot", default="afterlearner-demo.png", help="convergence plot (PNG)")
@@ -28,13 +30,25 @@ def handle(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     task = make_task(args.seed)
-    print(f"trained the digit classifier on an imbalanced split in {time.perf_counter() - started:.1f} s; "
-          f"retrofitting {len(task.aleph)} ℵ-scalars ({task.aleph}) on n={task.n} balanced digits")
+    print(
+        f"trained the digit classifier on an imbalanced split in {time.perf_counter() - started:.1f} s; "
+        f"retrofitting {len(task.aleph)} ℵ-scalars ({task.aleph}) on n={task.n} balanced digits"
+    )
     result = retrofit(
-        task.aleph, task.loss, budget=args.budget, optimizer=args.optimizer or DEFAULT_OPTIMIZER, seed=args.seed,
-        store=args.store, test_loss=task.test_loss, n=task.n, progress=not args.quiet, name=task.name,
+        task.aleph,
+        task.loss,
+        budget=args.budget,
+        optimizer=args.optimizer or DEFAULT_OPTIMIZER,
+        seed=args.seed,
+        store=args.store,
+        test_loss=task.test_loss,
+        n=task.n,
+        progress=not args.quiet,
+        name=task.name,
     )
     print_result(result, title="afterlearner demo: balanced error rate of a digit classifier")
-    path = plot_convergence({result.optimizer: result.losses()}, args.plot, title="demo: balanced error on the ℵ-set")
+    path = plot_convergence(
+        {result.optimizer: result.losses()}, args.plot, title="demo: balanced error on the ℵ-set"
+    )
     print(f"convergence plot written to {path}")
     return 0

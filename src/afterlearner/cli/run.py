@@ -26,7 +26,7 @@ def handle(args: argparse.Namespace) -> int:
     evaluator, slots = make_evaluator(args, task)
     workers = args.workers if args.workers is not None else slots
     result = retrofit(
-        task.aleph, task.loss, budget=args.budget or task.budget or 200,
+        task.aleph, task.loss, budget=args.budget if args.budget is not None else (task.budget or 200),
         optimizer=args.optimizer or task.optimizer or DEFAULT_OPTIMIZER, workers=workers, runs=args.runs,
         seed=args.seed, store=args.store, test_loss=task.test_loss, n=task.n, progress=not args.quiet,
         name=task.name, evaluator=evaluator,
