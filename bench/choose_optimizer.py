@@ -52,7 +52,8 @@ def main() -> None:
     torch.set_num_threads(1)
     tasks = [make_task(seed) for seed in range(args.seeds)]
     print(
-        f"{'optimizer':28s} {'demo ℵ-loss':>12s} {'demo held-out':>14s} {'smooth ratio':>13s} {'ms/eval':>8s} bound"
+        f"{'optimizer':28s} {'demo ℵ-loss':>12s} {'demo held-out':>14s} "
+        f"{'smooth ratio':>13s} {'ms/eval':>8s} bound"
     )
     trained = (
         np.mean([t.loss(t.aleph.model) for t in tasks]),
