@@ -13,7 +13,7 @@ from afterlearner.task import Task
 
 TITLE = "espeak-ng → pocketsphinx: synthesis and decoding settings retrofitted for word error rate"
 METRIC = "WER"
-DEFAULT_BUDGET = 60
+DEFAULT_BUDGET = 40
 DEFAULT_OPTIMIZER = "DiscreteOnePlusOne"
 BOUND_NOTE = (
     "the WER is a corpus ratio that can exceed 1, not a mean of per-sentence losses in [0, 1]: "

@@ -9,7 +9,7 @@ from afterlearner.experiments.speech import BOUND_NOTE, DEFAULT_OPTIMIZER, METRI
 from afterlearner.task import Task
 
 TITLE = "espeak-ng → pocketsphinx: synthesis settings alone retrofitted for word error rate"
-DEFAULT_BUDGET = 40
+DEFAULT_BUDGET = 30
 __all__ = ["BOUND_NOTE", "DEFAULT_BUDGET", "DEFAULT_OPTIMIZER", "METRIC", "TITLE", "make_task"]
 
 
