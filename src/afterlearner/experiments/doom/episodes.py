@@ -63,7 +63,13 @@ class KillsPerLife:
         if self._game is None:
             self._game = make_game()
         policy.eval()
-        result = np.array([play(self._game, policy_chooser(policy, self.sampler, s), s) for s in self.seeds])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one frame at a time: extra threads only spin (set back below)
+        try:
+            game, sampler = self._game, self.sampler
+            result = np.array([play(game, policy_chooser(policy, sampler, s), s) for s in self.seeds])
+        finally:
+            torch.set_num_threads(threads)
         self._last = (key, result)
         return result.copy()
 
