@@ -30,8 +30,10 @@ BOUND_NOTE = ("not applicable: the ℵ-loss is one user's verdict on one image, 
 #: The prompt: the class the model is asked to draw.
 CLASS_LABEL = 3
 #: Online curve sizes: (targets, answers, k) for the full and the reduced run.
-CURVE_FULL = (8, 30, 4)
+CURVE_FULL = (6, 30, 4)
 CURVE_REDUCED = (2, 6, 3)
+#: The ℵ-spaces the online curve is measured on (name → whether the knobs are searched too).
+VARIANTS = {"latent noise + knobs": True, "latent noise only": False}
 
 
 class UserVerdict:
@@ -71,7 +73,11 @@ def make_task(reduced: bool = False) -> Task:
 
 
 def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list[Path]:
-    """The online measurement: feedback session vs random proposals, plot and JSON under ``out``."""
+    """The online measurement: feedback session vs random proposals, for both ℵ-space variants.
+
+    Writes ``out/ldm-curve.png`` (the curves), ``out/ldm-examples.png`` (targets and final images)
+    and ``out/ldm-curve.json`` (every curve and its summary).
+    """
     from afterlearner.experiments.ldm import curve
     from afterlearner.experiments.ldm.judge import load_judge
     from afterlearner.experiments.ldm.steering import PIPELINE_DIR
@@ -80,8 +86,13 @@ def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list
     targets, answers, k = CURVE_REDUCED if reduced else CURVE_FULL
     weights = PIPELINE_DIR.parent
     steering = task.loss.steering  # type: ignore[attr-defined]
-    curves = curve.measure(steering.pipeline, load_judge(weights / "judge.pt"),
-                           load_judge(weights / "judge_heldout.pt"), class_label=CLASS_LABEL,
-                           targets=targets, k=k, answers=answers, steps=5 if reduced else 10)
+    judge, referee = load_judge(weights / "judge.pt"), load_judge(weights / "judge_heldout.pt")
+    variants = {
+        name: curve.measure(steering.pipeline, judge, referee, class_label=CLASS_LABEL, targets=targets, k=k,
+                            answers=answers, steps=5 if reduced else 10, search_knobs=knobs)
+        for name, knobs in VARIANTS.items()
+    }
     out = Path(out)
-    return [curve.plot(curves, out / "ldm-curve.png"), curve.save(curves, out / "ldm-curve.json")]
+    return [curve.plot(variants, out / "ldm-curve.png"),
+            curve.plot_examples(variants[next(iter(VARIANTS))], out / "ldm-examples.png"),
+            curve.save(variants, out / "ldm-curve.json")]

@@ -47,6 +47,8 @@ class Curves:
     session_heldout: list[float]
     random_heldout: list[float]
     start_heldout: list[float]
+    #: Per target: the target, the start, the session's and random's final images ((H, W) lists).
+    images: list[dict[str, list[list[float]]]]
 
     def mean(self, which: str) -> np.ndarray:
         return np.asarray(getattr(self, which), dtype=float).mean(axis=0)
@@ -120,44 +122,53 @@ def random_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers:
 
 def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge: Judge, class_label: int = 3,
             targets: int = 8, k: int = 4, answers: int = 30, optimizer: str = DEFAULT_OPTIMIZER,
-            steps: int = 10) -> Curves:
-    """Session and random curves for ``targets`` hidden targets (target i starts from latent seed i)."""
+            steps: int = 10, search_knobs: bool = True) -> Curves:
+    """Session and random curves for ``targets`` hidden targets (target i starts from latent seed i).
+
+    ``search_knobs=False`` searches the latent noise only (the knobs stay at their defaults).
+    """
     indices = targets_of(class_label, targets)
-    session, random, session_heldout, random_heldout, start_heldout = [], [], [], [], []
+    session, random, session_heldout, random_heldout, start_heldout, images = [], [], [], [], [], []
     for seed, index in enumerate(indices):
         user, referee = user_for(judge, index, class_label), user_for(heldout_judge, index, class_label)
-        steering = DiffusionSteering(pipeline, class_label=class_label, seed=seed, knobs=Knobs(steps=steps))
-        curve, best = session_curve(steering, user, k, answers, seed, optimizer)
+        steering = DiffusionSteering(pipeline, class_label=class_label, seed=seed, knobs=Knobs(steps=steps),
+                                     search_knobs=search_knobs)
+        curve, session_best = session_curve(steering, user, k, answers, seed, optimizer)
         session.append(curve)
-        session_heldout.append(referee.score(steering.image(best)))
-        curve, best = random_curve(steering, user, k, answers, seed)
+        curve, random_best = random_curve(steering, user, k, answers, seed)
         random.append(curve)
-        random_heldout.append(referee.score(steering.image(best)))
-        start_heldout.append(referee.score(steering.image(steering.aleph.identity())))
+        shown = {"target": target_image(index), "start": steering.image(steering.aleph.identity()),
+                 "session": steering.image(session_best), "random": steering.image(random_best)}
+        start_heldout.append(referee.score(shown["start"]))
+        session_heldout.append(referee.score(shown["session"]))
+        random_heldout.append(referee.score(shown["random"]))
+        images.append({name: np.round(picture, 3).tolist() for name, picture in shown.items()})
     return Curves(class_label, k, answers, optimizer, indices, session, random, session_heldout,
-                  random_heldout, start_heldout)
+                  random_heldout, start_heldout, images)
 
 
-def plot(curves: Curves, path: str | Path) -> Path:
-    """Mean target score (± one standard deviation across targets) vs answers, both methods."""
+def plot(variants: dict[str, Curves], path: str | Path) -> Path:
+    """One panel per ℵ-space variant: mean target score (± 1 std across targets) vs answers, both methods."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4))
-    xs = np.arange(curves.answers + 1)
-    for which, label, colour in (("session", f"feedback session ({curves.optimizer})", "C0"),
-                                 ("random", "random proposals (re-roll seed and knobs)", "C1")):
-        values = np.asarray(getattr(curves, which), dtype=float)
-        mean, std = values.mean(axis=0), values.std(axis=0)
-        axes.plot(xs, mean, color=colour, label=label)
-        axes.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15)
-    axes.set_xlabel(f"answers (each: best of {curves.k} images, or none)")
-    axes.set_ylabel("hidden target score (cosine similarity)")
-    axes.set_title(f"steering latent diffusion to a target '{curves.class_label}' "
-                   f"({len(curves.targets)} targets)")
-    axes.legend(loc="lower right")
+    figure, panels = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 4), squeeze=False,
+                                  sharey=True)
+    for (variant, curves), axes in zip(variants.items(), panels[0], strict=True):
+        xs = np.arange(curves.answers + 1)
+        for which, label, colour in (("session", f"feedback session ({curves.optimizer})", "C0"),
+                                     ("random", "random proposals (re-roll)", "C1")):
+            values = np.asarray(getattr(curves, which), dtype=float)
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            axes.plot(xs, mean, color=colour, label=label)
+            axes.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15)
+        axes.set_xlabel(f"answers (each: best of {curves.k} images, or none)")
+        title = f"{variant} ({len(curves.targets)} hidden targets '{curves.class_label}')"
+        axes.set_title(title, fontsize=10)
+        axes.legend(loc="lower right", fontsize=8)
+    panels[0][0].set_ylabel("hidden target score (centred cosine)")
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,9 +177,42 @@ def plot(curves: Curves, path: str | Path) -> Path:
     return path
 
 
-def save(curves: Curves, path: str | Path) -> Path:
-    """The curves and their summary as JSON (the figures quoted in docs/ldm.md)."""
+def plot_examples(curves: Curves, path: str | Path, count: int = 4) -> Path:
+    """One row per target: the hidden target, the start, the session's and random's final images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = curves.images[:count]
+    columns = (("target", "hidden target"), ("start", "start"),
+               ("session", f"session, {curves.answers} answers"),
+               ("random", f"random, {curves.answers} answers"))
+    figure, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)),
+                                squeeze=False)
+    for row, (shown, line) in enumerate(zip(rows, axes, strict=True)):
+        for (key, title), ax in zip(columns, line, strict=True):
+            ax.imshow(np.asarray(shown[key]), cmap="gray_r", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if key != "target":
+                score = {"start": curves.session[row][0], "session": curves.session[row][-1],
+                         "random": curves.random[row][-1]}[key]
+                ax.set_xlabel(f"score {score:.2f}", fontsize=8)
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"summary": curves.summary(), **asdict(curves)}, indent=1) + "\n")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def save(variants: dict[str, Curves], path: str | Path) -> Path:
+    """The curves and their summaries as JSON, one entry per variant (the figures quoted in docs/ldm.md)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {name: {"summary": curves.summary(), **asdict(curves)} for name, curves in variants.items()}
+    path.write_text(json.dumps(document, indent=1) + "\n")
     return path

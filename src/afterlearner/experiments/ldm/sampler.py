@@ -5,7 +5,8 @@ searches: the initial latent (a buffer of a small module, so :class:`~afterlearn
 offsets from the drawn noise) and the knobs (guidance scale, ``eta``, number of DDIM steps) as
 plain attributes (searched with ``Aleph.hyper``). Rendering a candidate means writing it into the
 sampler and denoising: the same candidate always gives the same image (the noise that ``eta``
-injects comes from a fixed seed).
+injects comes from a fixed seed). The latent is projected on the sphere where N(0, I) noise lives
+before denoising (see :meth:`Sampler.initial_latent`).
 """
 
 from __future__ import annotations
@@ -55,9 +56,20 @@ class Sampler:
         self.latent = Latent(pipeline.latent_shape, seed)
         self.knobs = knobs or Knobs()
 
+    def initial_latent(self) -> torch.Tensor:
+        """The searched latent projected on the sphere of radius √d, where N(0, I) noise concentrates.
+
+        The offsets move the *direction* of the initial noise; its norm stays that of typical
+        noise, so no candidate, however far the optimizer steps, feeds the UNet an implausible
+        latent (unprojected, a (1+1)-ES chasing a user's taste was seen to grow the offsets to 1e19).
+        """
+        noise = self.latent.noise.double()
+        noise = noise / noise.abs().max().clamp_min(1e-300)  # no overflow in the norm of huge offsets
+        return (noise * (noise[0].numel() ** 0.5 / noise.norm().clamp_min(1e-300))).float()
+
     def render(self) -> np.ndarray:
         """The image (H, W) in [0, 1] for the current latent and knobs."""
-        image = self.pipeline(self.latent.noise, class_label=self.class_label,
+        image = self.pipeline(self.initial_latent(), class_label=self.class_label,
                               guidance_scale=self.knobs.guidance_scale, eta=self.knobs.eta,
                               num_inference_steps=int(self.knobs.steps), seed=self.seed)
         return image[0, :, :, 0]
