@@ -138,7 +138,7 @@ def _relative(path: Path, out: Path) -> str:
 @contextlib.contextmanager
 def _locked(out: Path) -> Iterator[None]:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{RESULTS_JSON}.lock", "w") as handle:
+    with open(out / f".{RESULTS_JSON}.lock", "w") as handle:  # hidden; listed in .gitignore
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -29,6 +29,9 @@ from types import ModuleType
 #: Experiment name → module path. One line per experiment.
 REGISTRY: dict[str, str] = {
     "depth": "afterlearner.experiments.depth.task",
+    "code-translation-ca": "afterlearner.experiments.code_translation.ca",
+    "code-translation-bleu": "afterlearner.experiments.code_translation.bleu",
+    "image-generator": "afterlearner.experiments.image_generator.task",
     "doom": "afterlearner.experiments.doom",
     "ldm": "afterlearner.experiments.ldm",
     "speech": "afterlearner.experiments.speech",

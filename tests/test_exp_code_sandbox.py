@@ -1,0 +1,145 @@
+"""The sandbox for generated code: loops, fork bombs, huge allocations, file writes and sockets fail alone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from afterlearner.experiments.code_translation.sandbox import NOBODY, run_functions
+
+GOOD = "def f(a):\n    return a * 2\n"
+
+
+def run(*programs: str, **limits) -> list:
+    return run_functions(list(programs), [[[3], [4]]] * len(programs), **limits)
+
+
+def test_plain_functions_run():
+    outcomes = run(GOOD, "def f(a):\n    return [a, 'x']\n")
+    assert outcomes[0].ok and outcomes[0].outputs == ["6", "8"]
+    assert outcomes[1].outputs == ["[3, 'x']", "[4, 'x']"]
+
+
+def test_syntax_errors_and_missing_function_fail_alone():
+    outcomes = run("def f(a) return", "def g(a):\n    return a\n", GOOD)
+    assert "SyntaxError" in outcomes[0].error and "KeyError" in outcomes[1].error
+    assert outcomes[2].ok
+
+
+def test_an_infinite_loop_times_out_and_the_next_program_runs():
+    started = time.perf_counter()
+    outcomes = run("def f(a):\n    while True:\n        pass\n", GOOD, call_timeout=0.3)
+    assert outcomes[0].error == "timeout" and outcomes[1].ok
+    assert time.perf_counter() - started < 10
+
+
+def test_a_loop_that_swallows_the_timer_is_killed_and_the_caller_goes_on():
+    stubborn = (
+        "def f(a):\n    while True:\n        try:\n            while True:\n                pass\n"
+        "        except BaseException:\n            pass\n"
+    )
+    started = time.perf_counter()
+    outcomes = run(GOOD, stubborn, GOOD, call_timeout=0.2, cpu_seconds=2)
+    assert outcomes[0].ok and not outcomes[1].ok and not outcomes[2].ok
+    assert "status" in outcomes[1].error or "wall-clock" in outcomes[1].error
+    assert time.perf_counter() - started < 30
+    assert run(GOOD)[0].ok  # the next sandbox works
+
+
+def _processes() -> int:
+    return len(subprocess.run(["ps", "-e", "-o", "pid="], capture_output=True, text=True).stdout.split())
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "import os\nwhile True:\n    os.fork()\n",
+        "import subprocess\nwhile True:\n    subprocess.Popen(['sleep', '100'])\n",
+        "import os\nos.system('sleep 100 &')\n",
+    ],
+)
+def test_a_fork_bomb_cannot_start_any_process(bomb):
+    before = _processes()
+    outcomes = run(bomb + GOOD, GOOD)
+    assert not outcomes[0].ok and "PermissionError" in outcomes[0].error
+    assert outcomes[1].ok
+    assert _processes() <= before + 2  # nothing left running (slack for unrelated processes)
+
+
+def test_process_limits_are_in_place_below_the_audit_hook():
+    probe = (
+        "import resource, os\ndef f(a):\n    return [resource.getrlimit(resource.RLIMIT_NPROC), "
+        "resource.getrlimit(resource.RLIMIT_FSIZE), os.getuid(), sorted(os.environ)]\n"
+    )
+    nproc, fsize, uid, environment = eval(run(probe)[0].outputs[0])  # noqa: S307 - a list literal we built
+    assert nproc == (0, 0) and fsize == (0, 0)
+    if os.geteuid() == 0:
+        assert uid == NOBODY  # RLIMIT_NPROC does not bind root: the child runs as nobody
+    assert "AFTERLEARNER_SECRET" not in environment and set(environment) <= {
+        "PATH",
+        "LANG",
+        "HOME",
+        "LC_CTYPE",
+    }
+
+
+def test_a_huge_allocation_fails_alone():
+    outcomes = run(
+        "def f(a):\n    return len(bytearray(10**11))\n", "def f(a):\n    return len([0] * 10**10)\n", GOOD
+    )
+    assert "MemoryError" in outcomes[0].error and "MemoryError" in outcomes[1].error
+    assert outcomes[2].ok
+
+
+def test_files_cannot_be_written_removed_or_truncated(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    attacks = [
+        f"open({str(target)!r}, 'w').write('gone')",
+        f"open({str(target)!r}, 'a').write('more')",
+        f"__import__('os').remove({str(target)!r})",
+        f"__import__('os').open({str(target)!r}, __import__('os').O_TRUNC | __import__('os').O_WRONLY)",
+        "open('here.txt', 'w').write('x')",
+        f"open({str(tmp_path / 'new.txt')!r}, 'x')",
+    ]
+    outcomes = run(*[f"def f(a):\n    {attack}\n    return a\n" for attack in attacks], GOOD)
+    assert all(not outcome.ok for outcome in outcomes[:-1]) and outcomes[-1].ok
+    assert target.read_text() == "keep me" and not (tmp_path / "new.txt").exists()
+
+
+def test_reading_the_caller_files_is_limited_to_what_any_user_may_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token")
+    secret.chmod(0o600)
+    outcome = run(f"def f(a):\n    return open({str(secret)!r}).read()\n")[0]
+    if os.geteuid() == 0:
+        assert not outcome.ok and "Permission" in outcome.error
+
+
+def test_no_network(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        attempts = [
+            f"import socket\ndef f(a):\n    return socket.create_connection(('127.0.0.1', {port}), 1)\n",
+            f"import _socket\ndef f(a):\n    return _socket.socket().connect(('127.0.0.1', {port}))\n",
+            f"def f(a):\n    import urllib.request\n    return urllib.request.urlopen('http://127.0.0.1:{port}/')\n",
+        ]
+        outcomes = run(*attempts)
+        assert all(not outcome.ok for outcome in outcomes)
+        server.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            server.accept()  # nobody connected
+    finally:
+        server.close()
+
+
+def test_inputs_must_match_programs():
+    with pytest.raises(ValueError, match="input lists"):
+        run_functions([GOOD], [])

@@ -1,0 +1,92 @@
+"""Image-generator experiment: the judge (classifier, Fréchet distance), steered generator, reduced run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from afterlearner.experiments.image_generator.quality import (
+    Judge,
+    frechet_distance,
+    gaussian,
+    load_classifier,
+    real_digits,
+)
+from afterlearner.experiments.image_generator.task import (
+    SteeredGenerator,
+    after_reproduce,
+    extra_metrics,
+    make_task,
+    sample_grid,
+)
+from afterlearner.models.digit_generator import load_digit_generator
+from afterlearner.retrofit import retrofit
+
+
+def test_frechet_distance_of_known_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3))
+    assert frechet_distance(gaussian(a), gaussian(a)) == pytest.approx(0.0, abs=1e-4)
+    shifted = gaussian(a + np.array([2.0, 0.0, 0.0]))
+    assert frechet_distance(gaussian(a), shifted) == pytest.approx(4.0, rel=1e-3)
+    # N(0, I) vs N(0, 4I) in 3 dimensions: tr(I + 4I − 2·2I) = 3
+    assert frechet_distance((np.zeros(3), np.eye(3)), (np.zeros(3), 4 * np.eye(3))) == pytest.approx(
+        3.0, abs=1e-4
+    )
+    with pytest.raises(ValueError, match="2 samples"):
+        gaussian(a[:1])
+
+
+def test_the_judge_prefers_real_digits_to_noise():
+    classifier = load_classifier()
+    images, labels = real_digits()
+    assert float((classifier(images).argmax(1).numpy() == labels).mean()) > 0.95
+    judge = Judge(classifier, images[:800])
+    real = judge.scores(images[800:])
+    noise = judge.scores(torch.rand(997, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+    assert real["frechet distance"] < noise["frechet distance"] / 5
+    assert real["confidence"] > noise["confidence"] and real["class entropy"] > 2.2
+
+
+def test_steered_generator_at_identity_is_the_generator():
+    generator = load_digit_generator()
+    steered = SteeredGenerator(generator, generator.latent_dim)
+    z = torch.randn(5, generator.latent_dim)
+    with torch.no_grad():
+        assert torch.equal(steered(z), generator(z))
+        steered.truncation.fill_(0.0)
+        assert torch.allclose(
+            steered(z), generator(torch.zeros(5, generator.latent_dim)).expand(5, -1, -1, -1)
+        )
+
+
+def test_reduced_retrofit_lowers_the_frechet_distance_and_draws_samples(tmp_path):
+    task = make_task(reduced=True)
+    assert len(task.aleph) == 1 + 8 + 3 and task.n == 150
+    before = extra_metrics(task)
+    result = retrofit(
+        task.aleph,
+        task.loss,
+        budget=60,
+        optimizer="DiagonalCMA",
+        seed=0,
+        progress=False,
+        test_loss=task.test_loss,
+        n=task.n,
+    )
+    assert result.best_loss < result.initial_loss
+    assert set(extra_metrics(task)) == {"frechet distance", "confidence", "class entropy"}
+    [path] = after_reproduce(task, result, tmp_path)
+    assert path.stat().st_size > 2000
+    assert np.array_equal(task.aleph.to_vector(task.aleph.to_value(result.best)), result.best)
+    result.restore()
+    assert extra_metrics(task) == before
+
+
+def test_sample_grid_and_choices():
+    grid = sample_grid(torch.zeros(3, 1, 8, 8), columns=2)
+    assert grid.shape == (19, 19) and grid[1, 1] == 1.0 and grid[0, 0] == 1.0
+    assert len(make_task(reduced=True, aleph="truncation").aleph) == 1
+    with pytest.raises(ValueError, match="aleph must be one of"):
+        make_task(reduced=True, aleph="all")
