@@ -98,6 +98,7 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
     assert -after.mean() == pytest.approx(result.test_best)
     paths = doom.after_reproduce(task, result, tmp_path)
     assert paths[0].exists() and paths[0].stat().st_size > 1000
+    assert "| retrofitted |" in paths[1].read_text() and "sampler.temperature" in paths[1].read_text()
     result.restore()
     assert task.loss.sampler.temperature == 1.0
     assert all(torch.equal(trained[k], v) for k, v in task.aleph.model.state_dict().items())
