@@ -26,6 +26,7 @@ TOY = textwrap.dedent(
     DEFAULT_BUDGET = 30
     DEFAULT_OPTIMIZER = "OnePlusOne"
     SHIFT = {shift}
+    BOUND_APPLIES = SHIFT != 0.0
 
     def _error(model, x):
         with torch.no_grad():
@@ -82,6 +83,7 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
     assert [row["name"] for row in rows] == ["shifted", "unshifted"]
     assert all(row["budget"] == 10 and row["seed"] == 3 for row in rows)
     unshifted = rows[1]
+    assert unshifted["bound"] is None  # its module says the bound does not apply
     assert unshifted["aleph_before"] == 0.0 and unshifted["verdict"] == "no gain found on the ℵ-set"
     markdown = (out / "results.md").read_text()
     assert "| shifted | error rate |" in markdown and "| unshifted | error rate |" in markdown

@@ -96,7 +96,8 @@ def run_experiment(
     plot = plot_convergence({name: result.losses()}, plot_path, title=f"{name}: {metric}")
     after_reproduce = _hook(module, "after_reproduce")
     artefacts = [Path(p) for p in after_reproduce(task, result, out)] if after_reproduce else []
-    bound = result.bound(delta=DELTA) if task.n is not None else None
+    applies = getattr(module, "BOUND_APPLIES", True) and task.n is not None
+    bound = result.bound(delta=DELTA) if applies else None
     row = {
         "name": name,
         "title": getattr(module, "TITLE", name),

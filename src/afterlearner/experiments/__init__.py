@@ -12,6 +12,8 @@ Optional hooks, used by ``afterlearner reproduce`` (see :mod:`afterlearner.repro
 * ``METRIC``: a short name of the ℵ-loss for the results table (e.g. ``"1 − δ1"``);
 * ``BOUND_NOTE``: a sentence printed beside the bound, e.g. when the ℵ-loss is not a mean of
   per-sample losses in [0, 1] and the bound's assumptions do not hold;
+* ``BOUND_APPLIES = False``: report no bound at all (the ℵ-loss is not a mean of per-sample
+  losses in [0, 1], e.g. a Fréchet distance);
 * ``extra_metrics(task) -> dict[str, float]``: more held-out metrics, called with the model as
   trained and again as retrofitted (e.g. δ2, δ3, AbsRel beside δ1);
 * ``after_reproduce(task, result, out: Path) -> list[Path]``: write extra artefacts under ``out``

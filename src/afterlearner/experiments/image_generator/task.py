@@ -28,6 +28,7 @@ TITLE = (
 )
 METRIC = "Fréchet distance (classifier features)"
 BOUND_NOTE = "not applicable: the Fréchet distance is not a mean of per-sample losses in [0, 1]"
+BOUND_APPLIES = False
 DEFAULT_BUDGET = 300
 DEFAULT_OPTIMIZER = "DiagonalCMA"
 ALEPH_LATENTS, TEST_LATENTS = 400, 1000
