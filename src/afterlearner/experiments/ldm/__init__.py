@@ -32,6 +32,8 @@ CLASS_LABEL = 3
 #: Online curve sizes: (targets, answers, k) for the full and the reduced run.
 CURVE_FULL = (6, 30, 4)
 CURVE_REDUCED = (2, 6, 3)
+#: The feedback session's optimizer in the online curve (pinned: the figures in docs/ldm.md used it).
+SESSION_OPTIMIZER = "TwoPointsDE"
 #: The ℵ-spaces the online curve is measured on (name → whether the knobs are searched too).
 VARIANTS = {"latent noise + knobs": True, "latent noise only": False}
 
@@ -89,7 +91,8 @@ def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list
     judge, referee = load_judge(weights / "judge.pt"), load_judge(weights / "judge_heldout.pt")
     variants = {
         name: curve.measure(steering.pipeline, judge, referee, class_label=CLASS_LABEL, targets=targets, k=k,
-                            answers=answers, steps=5 if reduced else 10, search_knobs=knobs)
+                            answers=answers, steps=5 if reduced else 10, search_knobs=knobs,
+                            optimizer=SESSION_OPTIMIZER)
         for name, knobs in VARIANTS.items()
     }
     out = Path(out)

@@ -66,7 +66,10 @@ class DiffusionSteering:
 
     def describe(self) -> str:
         what = "any digit" if self.class_label is None else f"the digit {self.class_label}"
-        searched = [f"{e.name} ({e.size} numbers)" if e.size > 1 else e.name for e in self.aleph]
+        labels = {"noise": "the initial latent noise", "guidance_scale": "the guidance scale",
+                  "eta": "eta", "steps": "the number of DDIM steps"}
+        searched = [f"{labels.get(e.name, e.name)}" + (f" ({e.size} numbers)" if e.size > 1 else "")
+                    for e in self.aleph]
         return ("A latent diffusion model trained in this repository (diffusers AutoencoderKL + "
                 f"UNet2DModel, DDIM sampling) draws {what}. Searched: {', '.join(searched)}.")
 
