@@ -131,4 +131,5 @@ def test_markdown_of_a_non_comparison_based_run_says_none():
     }
     markdown = render_markdown([row])
     assert "| 10 | none |" in markdown and "Bound: none: NGOpt" in markdown
+    assert "| 10 | 1.500 (vacuous) |" in render_markdown([{**row, "bound": 1.5}])
     assert "![x_samples](results/x_samples.png)" in markdown

@@ -196,7 +196,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         name = row["name"] + (" (reduced)" if row.get("reduced") else "")
-        bound = _fmt(row.get("bound"), 3) if row.get("bound") is not None else "none"
+        bound = "none" if row.get("bound") is None else _fmt(row["bound"], 3)
+        if row.get("bound") is not None and row["bound"] >= 1:
+            bound += " (vacuous)"  # losses are in [0, 1]: ε ≥ 1 says nothing
         lines.append(
             f"| {name} | {row['metric']} | {_fmt(row['aleph_before'])} | {_fmt(row['aleph_after'])} "
             f"| {_fmt(row['test_before'])} | {_fmt(row['test_after'])} | {row['verdict']} "
