@@ -75,8 +75,19 @@ def kills_before_after(task: Task, result: RetrofitResult) -> tuple[np.ndarray, 
 
 
 def after_reproduce(task: Task, result: RetrofitResult, out: Path) -> list[Path]:
-    """Histogram of held-out kills per life before and after: ``OUT/results/doom-kills.png``."""
-    from afterlearner.experiments.doom.report import plot_kills
+    """Held-out kills per life before and after: ``OUT/results/doom-kills.png`` (histogram) and
+    ``OUT/results/doom-kills.md`` (summary table, the retrofitted ℵ-values and the per-episode kills)."""
+    from afterlearner.experiments.doom.report import kills_table, plot_kills
 
     before, after = kills_before_after(task, result)
-    return [plot_kills(before, after, Path(out) / "results" / "doom-kills.png")]
+    folder = Path(out) / "results"
+    plot = plot_kills(before, after, folder / "doom-kills.png")
+    pairs = zip(task.aleph.labels(), result.best, strict=True)
+    values = ", ".join(f"{label} = {value:.4g}" for label, value in pairs)
+    table = folder / "doom-kills.md"
+    table.write_text(
+        f"Held-out kills per life ({len(before)} episodes)\n\n{kills_table(before, after)}\n\n"
+        f"Retrofitted ℵ-values: {values}\n\nPer episode, trained: {before.tolist()}\n\n"
+        f"Per episode, retrofitted: {after.tolist()}\n"
+    )
+    return [plot, table]
