@@ -7,10 +7,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from afterlearner.errors import TaskError
 from afterlearner.space import Aleph
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,8 +38,12 @@ def split_spec(spec: str) -> tuple[Path, str]:
     return Path(path), factory or "task"
 
 
-def load_task(spec: str, **kwargs: Any) -> Task:
-    """Import ``path/to/task.py`` and call its factory; raises :class:`TaskError` if anything is off."""
+def build_from_spec(spec: str, kind: type[T], **kwargs: Any) -> T:
+    """Import ``path/to/task.py``, call its factory with ``kwargs`` and check it returned a ``kind``.
+
+    Raises :class:`TaskError` for a missing file, a failing import, a missing factory or a wrong
+    return type. A result without a name is named ``file:factory``.
+    """
     path, factory_name = split_spec(spec)
     if not path.is_file():
         raise TaskError(f"task file {path} does not exist")
@@ -53,11 +59,17 @@ def load_task(spec: str, **kwargs: Any) -> Task:
         raise TaskError(f"importing {path} failed: {type(error).__name__}: {error}") from error
     factory = getattr(module, factory_name, None)
     if not callable(factory):
-        names = [name for name in vars(module) if callable(vars(module)[name]) and not name.startswith("_")]
+        names = [name for name, value in vars(module).items() if callable(value) and not name.startswith("_")]
         raise TaskError(f"{path} has no function {factory_name!r}; its callables: {', '.join(names)}")
-    task = factory(**kwargs)
-    if not isinstance(task, Task):
-        raise TaskError(f"{spec} returned {type(task).__name__}, not an afterlearner.Task")
-    if task.name is None:
-        task.name = f"{path.stem}:{factory_name}"
-    return task
+    built = factory(**kwargs)
+    if not isinstance(built, kind):
+        public = f"{kind.__module__.rsplit('.', 1)[0]}.{kind.__name__}"  # e.g. afterlearner.Task
+        raise TaskError(f"{spec} returned {type(built).__name__}, not an {public}")
+    if getattr(built, "name", "") is None:
+        built.name = f"{path.stem}:{factory_name}"  # type: ignore[attr-defined]
+    return built
+
+
+def load_task(spec: str, **kwargs: Any) -> Task:
+    """Import ``path/to/task.py`` and call its factory; raises :class:`TaskError` if anything is off."""
+    return build_from_spec(spec, Task, **kwargs)

@@ -20,8 +20,6 @@ The factory is called with no arguments. ``render`` is only ever called by one t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +27,10 @@ from pathlib import Path
 import nevergrad as ng
 import numpy as np
 
-from afterlearner.errors import TaskError
 from afterlearner.online.render import Rendering
 from afterlearner.online.session import DEFAULT_OPTIMIZER, FeedbackSession
 from afterlearner.space import Aleph
-from afterlearner.task import split_spec
+from afterlearner.task import build_from_spec
 
 
 @dataclass
@@ -63,26 +60,4 @@ class FeedbackTask:
 
 def load_feedback_task(spec: str) -> FeedbackTask:
     """Import ``path/to/task.py`` and call its factory; raises :class:`TaskError` if anything is off."""
-    path, factory_name = split_spec(spec)
-    if not path.is_file():
-        raise TaskError(f"task file {path} does not exist")
-    module_name = f"afterlearner_feedback_task_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise TaskError(f"cannot import {path} as a Python file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as error:
-        raise TaskError(f"importing {path} failed: {type(error).__name__}: {error}") from error
-    factory = getattr(module, factory_name, None)
-    if not callable(factory):
-        names = [name for name, value in vars(module).items() if callable(value) and not name.startswith("_")]
-        raise TaskError(f"{path} has no function {factory_name!r}; its callables: {', '.join(names)}")
-    task = factory()
-    if not isinstance(task, FeedbackTask):
-        raise TaskError(f"{spec} returned {type(task).__name__}, not an afterlearner.online.FeedbackTask")
-    if task.name is None:
-        task.name = f"{path.stem}:{factory_name}"
-    return task
+    return build_from_spec(spec, FeedbackTask)
