@@ -142,6 +142,13 @@ def plot_convergence(series: dict[str, Sequence[float | None]], path: str | Path
     axes.set_ylabel("ℵ-loss")
     axes.set_title(title)
     axes.legend()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: Any, path: str | Path) -> Path:
+    """Lay out, write as PNG (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from afterlearner.experiments.ldm.steering import DiffusionSteering
 from afterlearner.experiments.ldm.user import TargetUser
 from afterlearner.online.session import DEFAULT_OPTIMIZER
 from afterlearner.online.simulated import SimulatedUser, drive
+from afterlearner.report import save_figure
 
 
 @dataclass
@@ -169,12 +170,7 @@ def plot(variants: dict[str, Curves], path: str | Path) -> Path:
         axes.set_title(title, fontsize=10)
         axes.legend(loc="lower right", fontsize=8)
     panels[0][0].set_ylabel("hidden target score (centred cosine)")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_examples(curves: Curves, path: str | Path, count: int = 4) -> Path:
@@ -201,12 +197,7 @@ def plot_examples(curves: Curves, path: str | Path, count: int = 4) -> Path:
                 ax.set_xlabel(f"score {score:.2f}", fontsize=8)
             if row == 0:
                 ax.set_title(title, fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def save(variants: dict[str, Curves], path: str | Path) -> Path:
