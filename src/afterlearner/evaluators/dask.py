@@ -107,14 +107,27 @@ class DaskEvaluator:
         return max(1, sum(self.client.nthreads().values()))
 
     def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]:
-        from distributed import wait
+        from distributed import as_completed, wait
 
+        if self.timeout is None:  # submit the whole population; results stream back as they finish
+            futures = {
+                self.client.submit(
+                    remote_evaluate, self.spec, np.asarray(vector, dtype=float), pure=False
+                ): position
+                for position, vector in enumerate(vectors)
+            }
+            started = time.perf_counter()
+            for future, value in as_completed(futures, with_results=True, raise_errors=False):
+                if future.status == "finished":
+                    yield futures[future], Outcome(*value)
+                else:
+                    yield futures[future], _outcome(future, time.perf_counter() - started)
+            return
         pending = deque(enumerate(np.asarray(v, dtype=float) for v in vectors))
         running: dict[Any, tuple[int, float]] = {}
-        # Without a timeout the whole population is submitted at once: the scheduler hands a task to
-        # each worker as soon as it is free, with no round trip through this process. With a timeout,
-        # at most one task per worker thread is out, so the clock of each starts when it runs.
-        slots = self.slots() if self.timeout is not None else len(pending)
+        # With a timeout, at most one task per worker thread is out, so the clock of each starts when
+        # it runs (without one, the whole population was submitted above and streamed back).
+        slots = self.slots()
         while pending or running:
             while pending and len(running) < slots:
                 position, vector = pending.popleft()
