@@ -27,6 +27,7 @@ from afterlearner import optimizers as optimizer_registry
 from afterlearner.bound import bound_from_log_outcomes
 from afterlearner.errors import ConfigError, StoreError, TooManyFailures
 from afterlearner.evaluators import Evaluator, default_evaluator
+from afterlearner.evaluators.base import as_loss
 from afterlearner.progress import RunProgress
 from afterlearner.space import Aleph
 from afterlearner.store import Evaluation, Store
@@ -185,29 +186,23 @@ def retrofit(
     started = time.perf_counter()
     interrupted = False
     try:
-        for run_index in range(runs):
-            loop.run(run_index, derive_seed(seed, run_index))
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException as error:
-        aleph.restore()
-        loop.mark_current("failed")
-        if opened and journal is not None:
-            journal.close()
-        evaluator.close()
-        raise error
-    try:
+        try:
+            for run_index in range(runs):
+                loop.run(run_index, derive_seed(seed, run_index))
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            loop.mark_current("failed")
+            raise
         best_run = loop.best_run()
         best = best_run.best if best_run is not None else None
         best_vector = best.vector if best is not None else aleph.identity()
         test_initial = test_best = None
         if test_loss is not None and not interrupted:
             aleph.restore()
-            with torch.no_grad():
-                test_initial = _test(test_loss, aleph.model)
+            test_initial = _test(test_loss, aleph.model)
             aleph.write(best_vector)
-            with torch.no_grad():
-                test_best = _test(test_loss, aleph.model)
+            test_best = _test(test_loss, aleph.model)
         aleph.write(best_vector)
         if journal is not None and best_run is not None and not interrupted:
             journal.finish_run(best_run.run_index, "finished", test_initial=test_initial, test_best=test_best)
@@ -234,7 +229,7 @@ def retrofit(
             run_outcomes=loop.outcomes,
         )
     except BaseException:
-        aleph.restore()
+        aleph.restore()  # anything but Ctrl-C during the runs: the trained values, bit for bit
         raise
     finally:
         if interrupted:
@@ -245,9 +240,9 @@ def retrofit(
 
 
 def _test(test_loss: Loss, model: Any) -> float:
-    from afterlearner.evaluators.base import as_loss
-
-    return as_loss(test_loss(model))
+    """The held-out loss (evaluated twice per retrofit; a failure here is an error, not a journal row)."""
+    with torch.no_grad():
+        return as_loss(test_loss(model))
 
 
 class _Loop:
