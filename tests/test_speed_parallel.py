@@ -160,6 +160,45 @@ def test_dask_timeout_and_failure_cost_one_evaluation():
     assert outcomes[0].ok and outcomes[3].ok
 
 
+def test_dask_worker_that_dies_costs_one_evaluation_and_is_replaced():
+    import time
+
+    task = load_task(FRAGILE)
+    identity = task.aleph.identity()
+    vectors = [with_first(identity, v) for v in (0.0, DIE, 0.3, 0.1)]
+    expected = dict(SequentialEvaluator(task.aleph, task.loss).evaluate([vectors[i] for i in (0, 2, 3)]))
+    with DaskEvaluator(FRAGILE, None, aleph=task.aleph, n_workers=2) as evaluator:  # worker processes
+        outcomes = dict(evaluator.evaluate(vectors))
+        assert sorted(outcomes) == [0, 1, 2, 3]
+        assert outcomes[1].loss is None and "the Dask worker failed" in outcomes[1].error
+        assert [outcomes[i].loss for i in (0, 2, 3)] == [expected[i].loss for i in range(3)]
+        deadline = time.monotonic() + 60
+        while len(evaluator.client.nthreads()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the nanny restarts the dead worker
+        again = dict(evaluator.evaluate([vectors[0], vectors[2]]))
+        assert [again[0].loss, again[1].loss] == [expected[0].loss, expected[1].loss]
+        assert len(evaluator._slots) == 2  # the restarted worker got an actor of its own
+
+
+def test_dask_candidates_wait_for_a_thread_stuck_on_a_timed_out_call():
+    import time
+
+    from distributed import Client, LocalCluster
+
+    task = load_task(FRAGILE)
+    identity = task.aleph.identity()
+    vectors = [with_first(identity, v) for v in (HANG, 0.0)]  # the hang lasts 3 s
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client, DaskEvaluator(FRAGILE, client, timeout=1.0) as evaluator:
+            outcomes = list(evaluator.evaluate(vectors))
+            time.sleep(2.0)  # the hung call returns and frees the only thread
+            again = list(evaluator.evaluate(vectors[1:]))
+    assert [position for position, _ in outcomes] == [0, 1]
+    assert "timed out after 1 s" in outcomes[0][1].error
+    assert "all are stuck on evaluations that timed out" in outcomes[1][1].error  # waited 1 s in vain
+    assert again[0][1].ok
+
+
 def test_cli_refuses_inconsistent_parallel_options(capsys):
     assert main(["run", TASK, "--timeout", "3", "--budget", "2", "--quiet"]) == 2
     assert "--timeout applies to --processes or --dask" in capsys.readouterr().err
