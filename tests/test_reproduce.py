@@ -6,11 +6,13 @@ import json
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from afterlearner import experiments
 from afterlearner.cli import main
-from afterlearner.reproduce import load_rows, render_markdown, verdict
+from afterlearner.evaluators.processes import ProcessEvaluator
+from afterlearner.reproduce import load_rows, record, render_markdown, run_experiment, verdict
 
 TOY = textwrap.dedent(
     '''
@@ -89,6 +91,48 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
     assert "| shifted | error rate |" in markdown and "| unshifted | error rate |" in markdown
     assert "![convergence of unshifted](results/unshifted.png)" in markdown
     assert json.loads((out / "results.json").read_text()) == rows
+
+
+def test_parallel_evaluation_gives_the_in_process_result(toy_experiments, monkeypatch):
+    """An experiment asking for λ = 3 and 2 worker processes: same result with 1 process, reduced too."""
+    (toy_experiments.parent / "toyexp" / "parallel.py").write_text(
+        TOY.format(shift=0.7) + "\nWORKERS = 3\nPROCESSES = 2\n"
+    )
+    monkeypatch.setitem(experiments.REGISTRY, "parallel", "toyexp.parallel")
+    batches: list[int] = []
+    evaluate = ProcessEvaluator.evaluate
+
+    def counted(self, vectors):
+        batches.append(len(vectors))
+        return evaluate(self, vectors)
+
+    monkeypatch.setattr(ProcessEvaluator, "evaluate", counted)
+    try:
+        for reduced in (False, True):
+            runs = {
+                processes: run_experiment(
+                    "parallel", budget=12, seed=1, reduced=reduced, progress=False, out=toy_experiments,
+                    processes=processes,
+                )
+                for processes in (None, 1)  # None: the module's PROCESSES (2)
+            }
+            (parallel, parallel_result), (alone, alone_result) = runs[None], runs[1]
+            assert parallel["processes"] == 2 and alone["processes"] == 1
+            assert parallel["workers"] == alone["workers"] == 3
+            assert parallel["n"] == (50 if reduced else 200)
+            # equal losses: the workers built the same task (reduced or not) and λ does not follow processes
+            assert parallel_result.losses() == alone_result.losses() and len(alone_result.losses()) == 12
+            assert np.array_equal(parallel_result.best, alone_result.best)
+            varying = ("processes", "wall_time", "setup_time", "date")
+            assert {k: v for k, v in parallel.items() if k not in varying} == {
+                k: v for k, v in alone.items() if k not in varying
+            }
+        assert batches and max(batches) == 3  # the 2-process runs went through the worker processes
+        record(parallel, toy_experiments)
+        markdown = (toy_experiments / "results.md").read_text()
+        assert "λ = 3 candidates per step (2 worker processes)" in markdown
+    finally:
+        sys.modules.pop("toyexp.parallel", None)
 
 
 def test_reduced_rows_are_marked(toy_experiments):

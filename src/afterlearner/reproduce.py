@@ -70,8 +70,14 @@ def run_experiment(
     reduced: bool = False,
     progress: bool = True,
     out: str | Path = "docs",
+    processes: int | None = None,
 ) -> tuple[dict[str, Any], RetrofitResult]:
     """Build experiment ``name``'s task, retrofit it and return (its results row, the result).
+
+    The optimizer asks the module's ``WORKERS`` (λ, default 1) candidates at a time; they are
+    evaluated in ``processes`` worker processes (default: the module's ``PROCESSES``, else 1 = in
+    this process), each building the task once with the module's ``make_task``. For a given seed
+    the result does not depend on ``processes``.
 
     Writes the convergence plot ``OUT/results/NAME.png`` and whatever the module's
     ``after_reproduce`` hook writes; does not touch the results table (see :func:`record`).
@@ -80,16 +86,32 @@ def run_experiment(
     budget = budget if budget is not None else int(module.DEFAULT_BUDGET)
     if budget < 1:
         raise ConfigError(f"budget must be >= 1, got {budget}")
+    workers = int(getattr(module, "WORKERS", 1))
+    processes = processes if processes is not None else int(getattr(module, "PROCESSES", 1))
+    if processes < 1:
+        raise ConfigError(f"processes must be >= 1, got {processes}")
     out = Path(out)
     started = time.perf_counter()
     task: Task = module.make_task(reduced=reduced)
     setup_time = time.perf_counter() - started
     extra_metrics = _hook(module, "extra_metrics")
     extra_before = extra_metrics(task) if extra_metrics else {}
-    result = retrofit(
-        task.aleph, task.loss, budget=budget, optimizer=module.DEFAULT_OPTIMIZER, seed=seed,
-        test_loss=task.test_loss, n=task.n, progress=progress, name=task.name or name,
-    )
+    evaluator = None
+    if processes > 1:
+        from afterlearner.evaluators.processes import ProcessEvaluator
+
+        evaluator = ProcessEvaluator(
+            f"{module.__file__}:make_task", processes, aleph=task.aleph, kwargs={"reduced": reduced}
+        )
+    try:
+        result = retrofit(
+            task.aleph, task.loss, budget=budget, optimizer=module.DEFAULT_OPTIMIZER, workers=workers,
+            seed=seed, test_loss=task.test_loss, n=task.n, progress=progress, name=task.name or name,
+            evaluator=evaluator,
+        )
+    finally:
+        if evaluator is not None:
+            evaluator.close()
     extra_after = extra_metrics(task) if extra_metrics else {}
     metric = getattr(module, "METRIC", "ℵ-loss")
     plot_path = out / PLOTS_DIR / f"{name}.png"
@@ -105,6 +127,8 @@ def run_experiment(
         "reduced": reduced,
         "seed": seed,
         "budget": budget,
+        "workers": workers,
+        "processes": processes,
         "optimizer": result.optimizer,
         "aleph_scalars": len(task.aleph),
         "n": task.n,
@@ -179,6 +203,15 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _parallel(row: dict[str, Any]) -> str:
+    """``"λ = 2, 2 worker processes, "`` for a parallel run; empty for one candidate at a time in-process."""
+    workers, processes = row.get("workers", 1), row.get("processes", 1)
+    if workers == 1 and processes == 1:
+        return ""
+    where = f"{processes} worker processes" if processes > 1 else "in one process"
+    return f"λ = {workers} candidates per step ({where}), "
+
+
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     """``results.md``: the table, then one section per experiment with its plot and extra metrics."""
     lines = [
@@ -209,7 +242,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         lines += ["", f"## {row['name']}", "", row["title"], ""]
         lines.append(
-            f"{row['aleph_scalars']} ℵ-scalars, budget {row['budget']}, seed {row['seed']}, "
+            f"{row['aleph_scalars']} ℵ-scalars, budget {row['budget']}, seed {row['seed']}, {_parallel(row)}"
             f"task set-up {row['setup_time']:.0f} s, retrofit {row['wall_time']:.0f} s, run {row['date']}."
         )
         if row.get("bound_note"):

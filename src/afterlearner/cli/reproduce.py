@@ -16,6 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reduced", action="store_true", help="the small version the test suite runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--processes", type=int, default=None,
+        help="worker processes that evaluate candidates (default: the experiment's; no effect on results)",
+    )
+    parser.add_argument(
         "--out", default="docs", help="folder of results.json, results.md and results/ (default docs)"
     )
     parser.set_defaults(handler=handle)
@@ -49,7 +53,7 @@ def handle(args: argparse.Namespace) -> int:
         try:
             row, _ = run_experiment(
                 name, budget=args.budget, seed=args.seed, reduced=args.reduced, progress=not args.quiet,
-                out=args.out,
+                out=args.out, processes=args.processes,
             )
         except Exception as error:  # noqa: BLE001 - 'all' goes on with the other experiments
             if len(names) == 1:

@@ -41,7 +41,9 @@ PRELOAD = [
 ]
 
 
-def worker_main(spec: str, connection: Connection, threads: int | None) -> None:
+def worker_main(
+    spec: str, connection: Connection, threads: int | None, kwargs: dict[str, Any] | None = None
+) -> None:
     """The body of a worker process: build the task once, then evaluate the vectors it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     try:
@@ -52,7 +54,7 @@ def worker_main(spec: str, connection: Connection, threads: int | None) -> None:
         from afterlearner.evaluators import default_evaluator
         from afterlearner.task import load_task
 
-        task = load_task(spec)
+        task = load_task(spec, **(kwargs or {}))
         evaluator = default_evaluator(task.aleph, task.loss, 1)
         connection.send(("ready", task.aleph.signature()))
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
@@ -92,7 +94,8 @@ class _Worker:
 class ProcessEvaluator:
     """Evaluates candidates in ``processes`` worker processes built from the task factory ``spec``.
 
-    ``spec`` is ``"path/to/task.py:factory"`` (as for ``afterlearner run``). ``timeout``: seconds
+    ``spec`` is ``"path/to/task.py:factory"`` (as for ``afterlearner run``); ``kwargs``, if given, are
+    passed to the factory (e.g. ``{"reduced": True}``). ``timeout``: seconds
     one evaluation may take before its worker is killed and the evaluation journaled as failed.
     ``aleph``: the space of the main process, checked against the workers' (same signature).
     ``threads``: torch threads per worker (default 1, so workers do not fight over cores).
@@ -112,6 +115,7 @@ class ProcessEvaluator:
         threads: int | None = 1,
         start_method: str = "forkserver",
         max_restarts: int | None = None,
+        kwargs: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ConfigError(f"processes must be an integer >= 1, got {processes!r}")
@@ -121,6 +125,7 @@ class ProcessEvaluator:
         self.timeout = timeout
         self.expected = aleph.signature() if aleph is not None else None
         self.threads = threads
+        self.kwargs = dict(kwargs or {})
         self.context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":  # workers fork from a server that imported torch once: fast starts
             self.context.set_forkserver_preload(PRELOAD)
@@ -132,7 +137,10 @@ class ProcessEvaluator:
     def _spawn(self) -> _Worker:
         parent, child = self.context.Pipe()
         process = self.context.Process(
-            target=worker_main, args=(self.spec, child, self.threads), daemon=True, name="afterlearner-worker"
+            target=worker_main,
+            args=(self.spec, child, self.threads, self.kwargs),
+            daemon=True,
+            name="afterlearner-worker",
         )
         process.start()
         child.close()

@@ -18,6 +18,11 @@ Optional hooks, used by ``afterlearner reproduce`` (see :mod:`afterlearner.repro
   trained and again as retrofitted (e.g. δ2, δ3, AbsRel beside δ1);
 * ``after_reproduce(task, result, out: Path) -> list[Path]``: write extra artefacts under ``out``
   (e.g. sample images before and after) and return their paths, which ``results.md`` shows.
+* ``WORKERS``: λ, the candidates the optimizer asks at a time (default 1); part of the experiment,
+  like the budget: it changes the search and the bound;
+* ``PROCESSES``: evaluate those candidates in this many worker processes, each building the task once
+  with ``make_task(reduced=...)`` (default 1: in the main process). Only the speed depends on it
+  (``afterlearner reproduce --processes N`` overrides it).
 
 ``afterlearner reproduce NAME`` runs one; ``afterlearner reproduce all`` runs every one and writes
 ``docs/results.md``.
