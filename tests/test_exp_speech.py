@@ -11,8 +11,8 @@ import pytest
 from afterlearner import experiments
 from afterlearner.experiments.speech import pipeline, sentences, synth
 from afterlearner.experiments.speech.recognize import Decoding, Recognizer
-from afterlearner.experiments.speech.task import make_speech_task
-from afterlearner.retrofit import retrofit
+from afterlearner.experiments.speech.task import LW_RANGE, make_speech_task
+from afterlearner.reproduce import run_experiment
 
 #: A sentence the plain pipeline gets partly right with the Klatt voice (checked deterministic).
 HEARD = "These days a chicken leg is a rare dish."
@@ -29,11 +29,15 @@ def test_normalise_and_word_error_rate() -> None:
 
 
 def test_split_is_disjoint_and_checked() -> None:
-    aleph, test = sentences.split(10, 40)
-    assert len(aleph) == 10 and len(test) == 40 and not set(aleph) & set(test)
+    aleph, test = sentences.split(20, 30)
+    assert len(aleph) == 20 and len(test) == 30 and not set(aleph) & set(test)
     assert set(aleph) | set(test) == set(sentences.HARVARD)
-    with pytest.raises(ValueError, match="at most 10"):
-        sentences.split(11, 3)
+    for sentences_of_list in (sentences.HARVARD[i : i + 10] for i in range(0, 50, 10)):
+        assert len(set(aleph) & set(sentences_of_list)) == 4  # every Harvard list in the ℵ-set
+    with pytest.raises(ValueError, match="at most 20"):
+        sentences.split(21, 3)
+    with pytest.raises(ValueError, match="at most 30"):
+        sentences.split(3, 31)
     with pytest.raises(ValueError, match=">= 1"):
         sentences.split(0, 3)
 
@@ -84,19 +88,33 @@ def test_registry_and_spaces() -> None:
         make_speech_task("everything")  # type: ignore[arg-type]
 
 
-def test_reduced_retrofit_runs_the_real_pipeline() -> None:
+def test_reduced_reproduce_evaluates_in_worker_processes(tmp_path) -> None:
+    """The default set-up (λ = 2, 2 worker processes) on the reduced task: every loss a worker
+    computed is the loss this process computes for the same candidate."""
+    row, result = run_experiment("speech", budget=4, reduced=True, progress=False, out=tmp_path)
+    assert row["workers"] == 2 and row["processes"] == 2 and row["n"] == 2
+    losses = result.losses()
+    assert len(losses) == 4 and all(loss is not None and loss >= 0 for loss in losses)
+    assert result.best_loss == min(losses) <= result.initial_loss == losses[0]
+    assert result.test_initial is not None and result.test_best is not None
     task = experiments.load("speech").make_task(reduced=True)
     assert not set(task.loss.sentences) & set(task.test_loss.sentences)
     voice, decoding = task.loss.voice, task.loss.decoding
-    result = retrofit(
-        task.aleph, task.loss, budget=5, optimizer="DiscreteOnePlusOne", seed=0,
-        test_loss=task.test_loss, n=task.n, progress=False,
-    )
-    losses = result.losses()
-    assert len(losses) == 5 and all(loss is not None and loss >= 0 for loss in losses)
-    assert result.best_loss == min(losses) <= result.initial_loss == losses[0]
-    assert result.test_initial is not None and result.test_best is not None
-    result.restore()
+    assert len({tuple(e.vector) for e in result.history}) > 1  # not only the trained settings
+    for evaluation in result.history:
+        task.aleph.write(evaluation.vector)
+        assert task.loss(None) == pytest.approx(evaluation.loss)
+    task.aleph.restore()
     assert (voice.speed, voice.pitch, voice.word_gap, voice.variant) == (175, 50, 0, 0)
     assert (decoding.lw, decoding.wip) == (6.5, 0.65)
-    assert task.loss(None) == pytest.approx(result.initial_loss)
+
+
+def test_decoding_ranges_stay_where_decoding_is_fast() -> None:
+    """No candidate can ask for a language weight under 5 or beams wider than pocketsphinx's defaults
+    (both make decoding several times slower, see docs/speech.md)."""
+    space = make_speech_task("both", reduced=True).aleph
+    ranges = {entry["name"]: (entry["low"], entry["high"]) for entry in space.signature()}
+    default = Decoding()
+    assert ranges["sphinx.lw"] == LW_RANGE and LW_RANGE[0] == 5.0 < default.lw < LW_RANGE[1]
+    for beam in ("beam", "wbeam", "pbeam"):
+        assert ranges[f"sphinx.{beam}"][0] == getattr(default, beam)

@@ -76,13 +76,14 @@ def normalise(text: str) -> str:
 def split(aleph_size: int, test_size: int) -> tuple[list[str], list[str]]:
     """Disjoint ℵ-set and test set: ``aleph_size`` and ``test_size`` sentences.
 
-    The ℵ-set is drawn from every fifth sentence (two per list), the test set from the other
-    sentences, so both mix all five lists and never share a sentence.
+    The ℵ-set is drawn from the first two of every five sentences (four per list, 20 in all), the
+    test set from the other three of every five (30), so both mix all five lists and never share a
+    sentence.
     """
     if aleph_size < 1 or test_size < 1:
         raise ValueError(f"aleph_size and test_size must be >= 1, got {aleph_size} and {test_size}")
-    pool = list(HARVARD[::5])
-    rest = [sentence for i, sentence in enumerate(HARVARD) if i % 5]
+    pool = [sentence for i, sentence in enumerate(HARVARD) if i % 5 < 2]
+    rest = [sentence for i, sentence in enumerate(HARVARD) if i % 5 >= 2]
     if test_size > len(rest):
         raise ValueError(f"the test set holds at most {len(rest)} sentences, got {test_size}")
     if aleph_size > len(pool):

@@ -17,8 +17,10 @@ from afterlearner.space import Aleph
 from afterlearner.task import Task
 
 Space = Literal["synthesis", "decoding", "both"]
-#: ℵ-set and test-set sizes (sentences): full run, reduced run (tests).
-SIZES = {False: (8, 20), True: (2, 3)}
+#: ℵ-set and test-set sizes (sentences): full run (all 50, split 20/30), reduced run (tests).
+SIZES = {False: (20, 30), True: (2, 3)}
+#: The language weight's range: decoding stays within about 1.5× the default's time above 5.
+LW_RANGE = (5.0, 30.0)
 
 
 def add_synthesis(aleph: Aleph, voice: Voice) -> None:
@@ -36,10 +38,14 @@ def add_synthesis(aleph: Aleph, voice: Voice) -> None:
 def add_decoding(aleph: Aleph, decoding: Decoding) -> None:
     """pocketsphinx's language weight, insertion penalty and beams, on log scales.
 
-    The weights range widely around the defaults. The beams may only narrow (down to 10^-20) from
-    the defaults: wider beams make every evaluation slower for gains the defaults already capture.
+    The language weight ranges from 5 to 30 around its default 6.5: below about 5 the language
+    model no longer prunes the search (beams compare acoustic + lw × language-model scores, so a
+    small lw lets many more word hypotheses through) and decoding gets much slower: per sentence,
+    1.3× the default's CPU time at lw 5, 2.2× at 4, 3.2× at 3, 8× at 2 (docs/speech.md). The
+    insertion penalty ranges widely around its default. The beams may only narrow (down to 10^-20)
+    from the defaults: wider beams make every evaluation slower for gains the defaults already capture.
     """
-    aleph.hyper(decoding, "lw", 1.0, 30.0, log=True, name="sphinx.lw")
+    aleph.hyper(decoding, "lw", LW_RANGE[0], LW_RANGE[1], log=True, name="sphinx.lw")
     aleph.hyper(decoding, "wip", 1e-3, 10.0, log=True, name="sphinx.wip")
     aleph.hyper(decoding, "beam", 1e-48, 1e-20, log=True, name="sphinx.beam")
     aleph.hyper(decoding, "wbeam", 7e-29, 1e-12, log=True, name="sphinx.wbeam")
