@@ -85,8 +85,14 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
     assert not set(task.loss.seeds) & set(task.test_loss.seeds) and min(task.test_loss.seeds) >= TEST_SEEDS
     trained = {k: v.clone() for k, v in task.aleph.model.state_dict().items()}
     result = retrofit(
-        task.aleph, task.loss, budget=5, optimizer=doom.DEFAULT_OPTIMIZER, seed=0,
-        test_loss=task.test_loss, n=task.n, progress=False,
+        task.aleph,
+        task.loss,
+        budget=5,
+        optimizer=doom.DEFAULT_OPTIMIZER,
+        seed=0,
+        test_loss=task.test_loss,
+        n=task.n,
+        progress=False,
     )
     losses = result.losses()
     assert all(loss is not None and loss <= 0 for loss in losses)
@@ -109,3 +115,26 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
 def test_kills_table() -> None:
     table = kills_table(np.array([0, 2, 4]), np.array([3, 3, 3]))
     assert "| trained | 2.00 | 1.63 | 0 |" in table and "| retrofitted | 3.00 | 0.00 | 3 |" in table
+
+
+def test_worker_processes_play_the_same_episodes() -> None:
+    """``reproduce doom`` evaluates in 2 worker processes, each with its own game: same kills."""
+    from afterlearner.evaluators.processes import ProcessEvaluator
+
+    assert doom.PROCESSES == 2 and doom.WORKERS == 2
+    task = doom.make_task(reduced=True)
+    identity = task.aleph.identity()  # 3 bias offsets, 3 row scales, the temperature
+    changes = ([1.0, -1.0, 0.0, 0, 0, 0, 0], [0, 0, 0, -0.5, 0.5, 0, 0], [0, 0, 0, 0, 0, 0, -0.7])
+    vectors = [identity] + [identity + np.array(change) for change in changes]
+    local = []
+    for vector in vectors:
+        task.aleph.write(vector)
+        local.append(task.loss(task.aleph.model))
+    task.aleph.restore()
+    spec = f"{doom.__file__}:make_task"
+    with ProcessEvaluator(spec, processes=2, aleph=task.aleph, kwargs={"reduced": True}) as evaluator:
+        remote = dict(evaluator.evaluate(vectors))
+    assert [remote[i].loss for i in range(4)] == local
+    assert len(set(local)) > 1  # the candidates play differently: the comparison can fail
+    task.loss.close()
+    task.test_loss.close()

@@ -21,6 +21,10 @@ TITLE = "ViZDoom defend_the_center: policy head and sampling temperature retrofi
 METRIC = "− kills per life"
 DEFAULT_BUDGET = 80
 DEFAULT_OPTIMIZER = "DiagonalCMA"
+#: Two candidates at a time, in two worker processes (each with its own game): episodes are
+#: independent, and the result for a seed does not depend on the number of processes.
+WORKERS = 2
+PROCESSES = 2
 BOUND_NOTE = (
     "kills per episode lie in [0, 26] (26 rounds of ammunition, one life), so ε bounds the gap in "
     "kills/26: multiply it by 26 for kills per life"
