@@ -200,6 +200,27 @@ def test_session_on_a_pipeline_loaded_from_a_directory_persists_and_resumes(tiny
     resumed.close()
 
 
+def test_session_explores_with_nearly_fresh_noise_first_the_offline_retrofit_locally(tiny) -> None:
+    """The online session's latent step is of the order of the noise itself (its first proposals are
+    nearly fresh draws, as re-rolling the seed would give); the offline retrofit's stays local."""
+    from afterlearner.experiments.ldm.sampler import LATENT_STEP, SESSION_LATENT_STEP
+    from afterlearner.experiments.ldm.steering import DiffusionSteering
+
+    def first_proposal_cosines(steering: DiffusionSteering) -> np.ndarray:
+        start = steering.sampler.latent.noise.numpy().ravel()
+        size = start.size
+        proposal = steering.task(k=4, budget=2).session(seed=0).propose()
+        latents = np.stack([start + candidate.vector[:size] for candidate in proposal.candidates])
+        return latents @ start / (np.linalg.norm(latents, axis=1) * np.linalg.norm(start))
+
+    assert SESSION_LATENT_STEP >= 4 * LATENT_STEP
+    online = DiffusionSteering(tiny, class_label=7, seed=1, knobs=Knobs(steps=3))
+    assert next(entry for entry in online.aleph if entry.name == "noise").step == SESSION_LATENT_STEP
+    local = DiffusionSteering(tiny, class_label=7, seed=1, knobs=Knobs(steps=3), latent_step=LATENT_STEP)
+    assert first_proposal_cosines(online).mean() < 0.6  # ≈ 1/√(1 + 2²) = 0.45: far from the start
+    assert first_proposal_cosines(local).mean() > 0.8  # ≈ 1/√(1 + 0.5²) = 0.89: around the start
+
+
 def test_unconditional_steering_does_not_search_the_guidance_scale(tiny) -> None:
     from afterlearner.experiments.ldm.steering import DiffusionSteering
 

@@ -30,9 +30,11 @@ BOUND_NOTE = ("not applicable: the ℵ-loss is one user's verdict on one image, 
 #: The prompt: the class the model is asked to draw.
 CLASS_LABEL = 3
 #: Online curve sizes: (targets, answers, k) for the full and the reduced run.
-CURVE_FULL = (6, 30, 4)
+CURVE_FULL = (8, 30, 4)
 CURVE_REDUCED = (2, 6, 3)
-#: The feedback session's optimizer in the online curve (pinned: the figures in docs/ldm.md used it).
+#: The feedback session's optimizer in the online curve (pinned: the figures in docs/ldm.md used it);
+#: its search steps are ``sampler.SESSION_LATENT_STEP`` (latent) and ``SESSION_KNOB_STEP`` (knobs),
+#: the defaults of ``DiffusionSteering``; the offline retrofit keeps the local steps.
 SESSION_OPTIMIZER = "TwoPointsDE"
 #: The ℵ-spaces the online curve is measured on (name → whether the knobs are searched too).
 VARIANTS = {"latent noise + knobs": True, "latent noise only": False}
@@ -54,11 +56,12 @@ def make_task(reduced: bool = False) -> Task:
     """The retrofit of one drawing towards the first held-out '3' (``reduced``: fewer DDIM steps)."""
     from afterlearner.experiments.ldm.curve import targets_of, user_for
     from afterlearner.experiments.ldm.judge import load_judge
-    from afterlearner.experiments.ldm.sampler import Knobs
+    from afterlearner.experiments.ldm.sampler import LATENT_STEP, Knobs
     from afterlearner.experiments.ldm.steering import PIPELINE_DIR, DiffusionSteering
 
     steering = DiffusionSteering(PIPELINE_DIR, class_label=CLASS_LABEL, seed=0,
-                                 knobs=Knobs(steps=5 if reduced else 10))
+                                 knobs=Knobs(steps=5 if reduced else 10), latent_step=LATENT_STEP,
+                                 knob_step=None)
     target = targets_of(CLASS_LABEL, 1)[0]
     weights = PIPELINE_DIR.parent
     user = user_for(load_judge(weights / "judge.pt"), target, CLASS_LABEL)
@@ -82,6 +85,7 @@ def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list
     """
     from afterlearner.experiments.ldm import curve
     from afterlearner.experiments.ldm.judge import load_judge
+    from afterlearner.experiments.ldm.sampler import SESSION_LATENT_STEP
     from afterlearner.experiments.ldm.steering import PIPELINE_DIR
 
     reduced = bool(getattr(task.loss, "reduced", False))
@@ -92,7 +96,7 @@ def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list
     variants = {
         name: curve.measure(steering.pipeline, judge, referee, class_label=CLASS_LABEL, targets=targets, k=k,
                             answers=answers, steps=5 if reduced else 10, search_knobs=knobs,
-                            optimizer=SESSION_OPTIMIZER)
+                            optimizer=SESSION_OPTIMIZER, latent_step=SESSION_LATENT_STEP)
         for name, knobs in VARIANTS.items()
     }
     out = Path(out)

@@ -26,7 +26,7 @@ import numpy as np
 from afterlearner.experiments.ldm import data
 from afterlearner.experiments.ldm.judge import Judge
 from afterlearner.experiments.ldm.model import DigitLatentDiffusionPipeline
-from afterlearner.experiments.ldm.sampler import Knobs
+from afterlearner.experiments.ldm.sampler import SESSION_KNOB_STEP, SESSION_LATENT_STEP, Knobs
 from afterlearner.experiments.ldm.steering import DiffusionSteering
 from afterlearner.experiments.ldm.user import TargetUser
 from afterlearner.online.session import DEFAULT_OPTIMIZER
@@ -50,6 +50,8 @@ class Curves:
     start_heldout: list[float]
     #: Per target: the target, the start, the session's and random's final images ((H, W) lists).
     images: list[dict[str, list[list[float]]]]
+    #: The session's search step of the latent offsets.
+    latent_step: float = SESSION_LATENT_STEP
 
     def mean(self, which: str) -> np.ndarray:
         return np.asarray(getattr(self, which), dtype=float).mean(axis=0)
@@ -59,6 +61,7 @@ class Curves:
         session, random = self.mean("session"), self.mean("random")
         at = min(10, self.answers)
         wins = np.asarray(self.session)[:, -1] > np.asarray(self.random)[:, -1]
+        heldout_wins = np.asarray(self.session_heldout) > np.asarray(self.random_heldout)
         return {
             "start": float(session[0]),
             f"session_{at}": float(session[at]), f"random_{at}": float(random[at]),
@@ -67,6 +70,7 @@ class Curves:
             "heldout_start": float(np.mean(self.start_heldout)),
             "heldout_session": float(np.mean(self.session_heldout)),
             "heldout_random": float(np.mean(self.random_heldout)),
+            "heldout_session_beats_random": float(heldout_wins.mean()),
         }
 
 
@@ -123,17 +127,23 @@ def random_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers:
 
 def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge: Judge, class_label: int = 3,
             targets: int = 8, k: int = 4, answers: int = 30, optimizer: str = DEFAULT_OPTIMIZER,
-            steps: int = 10, search_knobs: bool = True) -> Curves:
+            steps: int = 10, search_knobs: bool = True, latent_step: float = SESSION_LATENT_STEP,
+            knob_step: float | None = SESSION_KNOB_STEP, first: int = 0) -> Curves:
     """Session and random curves for ``targets`` hidden targets (target i starts from latent seed i).
 
-    ``search_knobs=False`` searches the latent noise only (the knobs stay at their defaults).
+    ``search_knobs=False`` searches the latent noise only (the knobs stay at their defaults);
+    ``latent_step`` and ``knob_step`` are the session's search steps (see ``Sampler.aleph``; the
+    random proposals are fresh noise and uniform knobs whatever the steps). ``first`` skips the
+    first held-out digits of the class (target ``first + i`` starts from latent seed ``first + i``),
+    to tune settings on other targets than those reported.
     """
-    indices = targets_of(class_label, targets)
+    indices = targets_of(class_label, first + targets)[first:]
     session, random, session_heldout, random_heldout, start_heldout, images = [], [], [], [], [], []
-    for seed, index in enumerate(indices):
+    for seed, index in enumerate(indices, start=first):
         user, referee = user_for(judge, index, class_label), user_for(heldout_judge, index, class_label)
         steering = DiffusionSteering(pipeline, class_label=class_label, seed=seed, knobs=Knobs(steps=steps),
-                                     search_knobs=search_knobs)
+                                     search_knobs=search_knobs, latent_step=latent_step,
+                                     knob_step=knob_step)
         curve, session_best = session_curve(steering, user, k, answers, seed, optimizer)
         session.append(curve)
         curve, random_best = random_curve(steering, user, k, answers, seed)
@@ -145,7 +155,7 @@ def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge:
         random_heldout.append(referee.score(shown["random"]))
         images.append({name: np.round(picture, 3).tolist() for name, picture in shown.items()})
     return Curves(class_label, k, answers, optimizer, indices, session, random, session_heldout,
-                  random_heldout, start_heldout, images)
+                  random_heldout, start_heldout, images, latent_step)
 
 
 def plot(variants: dict[str, Curves], path: str | Path) -> Path:
@@ -159,8 +169,8 @@ def plot(variants: dict[str, Curves], path: str | Path) -> Path:
                                   sharey=True)
     for (variant, curves), axes in zip(variants.items(), panels[0], strict=True):
         xs = np.arange(curves.answers + 1)
-        for which, label, colour in (("session", f"feedback session ({curves.optimizer})", "C0"),
-                                     ("random", "random proposals (re-roll)", "C1")):
+        session = f"feedback session ({curves.optimizer}, latent step {curves.latent_step:g})"
+        for which, label, colour in (("session", session, "C0"), ("random", "random re-rolls", "C1")):
             values = np.asarray(getattr(curves, which), dtype=float)
             mean, std = values.mean(axis=0), values.std(axis=0)
             axes.plot(xs, mean, color=colour, label=label)

@@ -23,8 +23,17 @@ from afterlearner.space import Aleph
 GUIDANCE_RANGE = (0.0, 6.0)
 ETA_RANGE = (0.0, 1.0)
 STEPS_RANGE = (3, 25)
-#: Search step of the latent offsets (the latent noise itself has unit variance).
+#: Search step of the latent offsets in the offline retrofit (the latent noise itself has unit variance).
 LATENT_STEP = 0.5
+#: Search step of the latent offsets in a feedback session: of the order of the noise itself, so the
+#: session's first proposals are nearly fresh draws (global exploration, like re-rolling the seed) and
+#: differential evolution's recombinations refine from there (measured in docs/ldm.md: with step 0.5
+#: the session searched around one start and did not beat random re-rolls).
+SESSION_LATENT_STEP = 2.0
+#: Search step of each knob in a feedback session, as a fraction of its range (the offline retrofit
+#: keeps Nevergrad's default, a sixth): wide, like the latent, so the first proposals vary the settings
+#: as much as re-rolling them would.
+SESSION_KNOB_STEP = 0.5
 
 
 @dataclass
@@ -74,19 +83,28 @@ class Sampler:
                               num_inference_steps=int(self.knobs.steps), seed=self.seed)
         return image[0, :, :, 0]
 
-    def aleph(self, latent: bool = True, knobs: bool = True) -> Aleph:
+    def aleph(self, latent: bool = True, knobs: bool = True, latent_step: float = LATENT_STEP,
+              knob_step: float | None = None) -> Aleph:
         """The ℵ-space: latent offsets (64 numbers for the trained model) and/or the knobs.
 
+        ``latent_step`` is the search step of the latent offsets (the noise has unit variance: a
+        step of 0.5 moves the direction by about 27°, a step of 2 gives nearly fresh noise);
+        ``knob_step`` the search step of each knob as a fraction of its range (None: Nevergrad's
+        default for a bounded scalar, a sixth of the range).
         The guidance scale is searched only with a class prompt (without one it changes nothing).
         """
         space = Aleph(self.latent)
         if latent:
-            space.add("noise", mode="offset", step=LATENT_STEP)
+            space.add("noise", mode="offset", step=latent_step)
+        def step(bounds: tuple[float, float]) -> float | None:
+            return None if knob_step is None else knob_step * (bounds[1] - bounds[0])
+
         if knobs and self.class_label is not None:  # guidance needs a class to be guided towards
-            space.hyper(self.knobs, "guidance_scale", *GUIDANCE_RANGE, name="guidance_scale")
+            space.hyper(self.knobs, "guidance_scale", *GUIDANCE_RANGE, name="guidance_scale",
+                        step=step(GUIDANCE_RANGE))
         if knobs:
-            space.hyper(self.knobs, "eta", *ETA_RANGE, name="eta")
-            space.hyper(self.knobs, "steps", *STEPS_RANGE, name="steps", integer=True)
+            space.hyper(self.knobs, "eta", *ETA_RANGE, name="eta", step=step(ETA_RANGE))
+            space.hyper(self.knobs, "steps", *STEPS_RANGE, name="steps", integer=True, step=step(STEPS_RANGE))
         space.check()
         return space
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from afterlearner.experiments.ldm.model import DigitLatentDiffusionPipeline, load_pipeline
-from afterlearner.experiments.ldm.sampler import Knobs, Sampler
+from afterlearner.experiments.ldm.sampler import SESSION_KNOB_STEP, SESSION_LATENT_STEP, Knobs, Sampler
 from afterlearner.online.render import Rendering, image
 from afterlearner.online.task import FeedbackTask
 
@@ -33,13 +33,15 @@ class DiffusionSteering:
 
     def __init__(self, pipeline: DigitLatentDiffusionPipeline | str | Path = PIPELINE_DIR,
                  class_label: int | None = 3, seed: int = 0, knobs: Knobs | None = None,
-                 latent: bool = True, search_knobs: bool = True) -> None:
+                 latent: bool = True, search_knobs: bool = True, latent_step: float = SESSION_LATENT_STEP,
+                 knob_step: float | None = SESSION_KNOB_STEP) -> None:
         if not isinstance(pipeline, DigitLatentDiffusionPipeline):
             pipeline = load_pipeline(pipeline)
         self.pipeline = pipeline
         self.class_label = class_label
         self.sampler = Sampler(pipeline, class_label, seed=seed, knobs=knobs)
-        self.aleph = self.sampler.aleph(latent=latent, knobs=search_knobs)
+        self.aleph = self.sampler.aleph(latent=latent, knobs=search_knobs, latent_step=latent_step,
+                                        knob_step=knob_step)
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
