@@ -13,10 +13,10 @@ from afterlearner import Aleph, Task
 from afterlearner.losses import DatasetLoss, error_rate
 
 
-def task() -> Task:
+def task(samples: int = 1000) -> Task:
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1000, 256, generator=generator)
+    x = torch.randn(samples, 256, generator=generator)
     y = (x[:, :10].argmax(dim=1) + (x[:, 10] > 0).long()) % 10
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -30,3 +30,8 @@ def task() -> Task:
     ).eval()
     aleph = Aleph(model).add("0.bias")
     return Task(aleph, DatasetLoss(x, y, error_rate), name="cpu-bound", n=len(y), budget=32)
+
+
+def heavy() -> Task:
+    """The same network over 4000 samples: about 4 times the cost per evaluation."""
+    return task(samples=4000)

@@ -8,7 +8,7 @@ ratio). The journals are compared: they must be identical whatever the number of
 is shared, so the load average is printed before and after; the ratios are only as good as the
 cores that were free.
 
-    .venv/bin/python bench/speed_parallel.py [--budget 48] [--repeats 3]
+    .venv/bin/python bench/speed_parallel.py [--budget 48] [--repeats 3] [--factory task|heavy]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from afterlearner.evaluators.dask import DaskEvaluator
 from afterlearner.evaluators.processes import ProcessEvaluator
 from afterlearner.task import load_task
 
-SPEC = f"{Path(__file__).with_name('speed_cpu_task.py')}:task"
+TASKS = Path(__file__).with_name("speed_cpu_task.py")
 
 
 class KeepOpen:
@@ -52,16 +52,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--factory", choices=("task", "heavy"), default="task", help="heavy: 4x the samples, ~4x the cost"
+    )
     args = parser.parse_args()
+    spec = f"{TASKS}:{args.factory}"
     torch.set_num_threads(1)
-    task = load_task(SPEC)
+    task = load_task(spec)
     print(
-        f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; budget {args.budget}, λ=4"
+        f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+        f"budget {args.budget}, λ=4, task {args.factory}"
     )
     makers = {
-        "1 process": lambda: ProcessEvaluator(SPEC, processes=1, aleph=task.aleph),
-        "2 processes": lambda: ProcessEvaluator(SPEC, processes=2, aleph=task.aleph),
-        "Dask LocalCluster, 2 workers": lambda: DaskEvaluator(SPEC, None, aleph=task.aleph, n_workers=2),
+        "1 process": lambda: ProcessEvaluator(spec, processes=1, aleph=task.aleph),
+        "2 processes": lambda: ProcessEvaluator(spec, processes=2, aleph=task.aleph),
+        "Dask LocalCluster, 2 workers": lambda: DaskEvaluator(spec, None, aleph=task.aleph, n_workers=2),
     }
     evaluators = {label: make() for label, make in makers.items()}
     times: dict[str, list[float]] = {label: [] for label in makers}
