@@ -21,8 +21,9 @@ class Server:
     def __init__(self, *arguments: str) -> None:
         command = [sys.executable, "-m", "afterlearner", "feedback", *arguments, "--port", "0"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=env)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         lines: queue.Queue[str] = queue.Queue()
         stdout = self.process.stdout
         threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()

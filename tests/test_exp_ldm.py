@@ -17,15 +17,27 @@ from afterlearner.experiments.ldm.sampler import Knobs, Sampler  # noqa: E402
 from afterlearner.experiments.ldm.user import TargetUser  # noqa: E402
 
 TINY_VAE = {
-    "in_channels": 1, "out_channels": 1, "down_block_types": ["DownEncoderBlock2D"] * 2,
-    "up_block_types": ["UpDecoderBlock2D"] * 2, "block_out_channels": [8, 8], "layers_per_block": 1,
-    "latent_channels": 2, "norm_num_groups": 4, "sample_size": 16, "mid_block_add_attention": False,
+    "in_channels": 1,
+    "out_channels": 1,
+    "down_block_types": ["DownEncoderBlock2D"] * 2,
+    "up_block_types": ["UpDecoderBlock2D"] * 2,
+    "block_out_channels": [8, 8],
+    "layers_per_block": 1,
+    "latent_channels": 2,
+    "norm_num_groups": 4,
+    "sample_size": 16,
+    "mid_block_add_attention": False,
 }
 TINY_UNET = {
-    "sample_size": 8, "in_channels": 2, "out_channels": 2, "layers_per_block": 1,
+    "sample_size": 8,
+    "in_channels": 2,
+    "out_channels": 2,
+    "layers_per_block": 1,
     "block_out_channels": [8, 16],
-    "down_block_types": ["DownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "UpBlock2D"],
-    "norm_num_groups": 4, "num_class_embeds": 11,
+    "down_block_types": ["DownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 4,
+    "num_class_embeds": 11,
 }
 
 
@@ -59,8 +71,11 @@ def test_saved_pipeline_is_a_diffusers_directory_and_reloads_identically(tiny_di
     assert index["scheduler"][1] == "DDIMScheduler"
     fresh = model.build(TINY_VAE, TINY_UNET, seed=3)
     latents = torch.randn(2, *tiny.latent_shape, generator=torch.Generator().manual_seed(0))
-    np.testing.assert_allclose(tiny(latents, class_label=4, num_inference_steps=3),
-                               fresh(latents, class_label=4, num_inference_steps=3), atol=1e-6)
+    np.testing.assert_allclose(
+        tiny(latents, class_label=4, num_inference_steps=3),
+        fresh(latents, class_label=4, num_inference_steps=3),
+        atol=1e-6,
+    )
 
 
 def test_pipeline_output_shape_range_and_determinism(tiny) -> None:
@@ -194,8 +209,9 @@ def test_session_on_a_pipeline_loaded_from_a_directory_persists_and_resumes(tiny
     np.testing.assert_array_equal(resumed.best.vector, first.candidates[1].vector)
     again = resumed.propose()
     assert again.id == pending.id
-    np.testing.assert_array_equal(np.stack([c.vector for c in again.candidates]),
-                                  np.stack([c.vector for c in pending.candidates]))
+    np.testing.assert_array_equal(
+        np.stack([c.vector for c in again.candidates]), np.stack([c.vector for c in pending.candidates])
+    )
     assert [c.rendering.data for c in again.candidates] == [c.rendering.data for c in pending.candidates]
     resumed.close()
 
@@ -241,9 +257,20 @@ def test_feedback_serve_runs_the_ldm_task_file_and_takes_a_vote(tmp_path) -> Non
 
     httpx = pytest.importorskip("httpx")
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "afterlearner", "feedback", "serve",
-               str(root / "src/afterlearner/experiments/ldm/task.py:factory"),
-               "--store", str(tmp_path / "clicks.sqlite"), "--port", "0", "--k", "3"]
+    command = [
+        sys.executable,
+        "-m",
+        "afterlearner",
+        "feedback",
+        "serve",
+        str(root / "src/afterlearner/experiments/ldm/task.py:factory"),
+        "--store",
+        str(tmp_path / "clicks.sqlite"),
+        "--port",
+        "0",
+        "--k",
+        "3",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

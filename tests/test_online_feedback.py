@@ -55,8 +55,15 @@ def test_every_ranking_is_told_in_its_exact_order(order: tuple) -> None:
 
 
 def test_told_losses_never_contradict_a_stated_preference() -> None:
-    answers = [Best(0), Best(3), NoneBetter(), Pair(0, 1), Pair(CURRENT, 3), Pair(2, CURRENT),
-               Ranking((3, 1, CURRENT, 0, 2))]
+    answers = [
+        Best(0),
+        Best(3),
+        NoneBetter(),
+        Pair(0, 1),
+        Pair(CURRENT, 3),
+        Pair(2, CURRENT),
+        Ranking((3, 1, CURRENT, 0, 2)),
+    ]
     for answer in answers:
         told = tells(answer, 4, 1.5)
         value = {**dict(enumerate(told.losses)), CURRENT: 1.5}

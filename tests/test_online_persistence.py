@@ -17,8 +17,16 @@ from afterlearner.online import Best, FeedbackSession, NoneBetter, Pair, Ranking
 from afterlearner.retrofit import retrofit
 from afterlearner.space import Aleph
 
-ANSWERS = [Best(1), NoneBetter(), Ranking((2, "current", 0, 1)), Pair("current", 0), Best(0), NoneBetter(),
-           Best(2), Pair(1, "current")]
+ANSWERS = [
+    Best(1),
+    NoneBetter(),
+    Ranking((2, "current", 0, 1)),
+    Pair("current", 0),
+    Best(0),
+    NoneBetter(),
+    Best(2),
+    Pair(1, "current"),
+]
 
 
 def render(vector: np.ndarray) -> object:

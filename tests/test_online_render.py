@@ -85,8 +85,20 @@ def test_task_file_errors() -> None:
 def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["feedback", "serve", f"{TONE}:nope", "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "no function 'nope'" in capsys.readouterr().err
-    assert main(["feedback", "serve", f"{TONE}:factory", "--store", str(tmp_path / "s.sqlite"),
-                 "--optimizer", "NGOpt"]) == 2
+    assert (
+        main(
+            [
+                "feedback",
+                "serve",
+                f"{TONE}:factory",
+                "--store",
+                str(tmp_path / "s.sqlite"),
+                "--optimizer",
+                "NGOpt",
+            ]
+        )
+        == 2
+    )
     assert "NGOpt uses loss values" in capsys.readouterr().err
     junk = tmp_path / "junk.sqlite"
     junk.write_text("hello")

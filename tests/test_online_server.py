@@ -51,9 +51,15 @@ def test_state_and_a_vote(served: tuple) -> None:
 
 
 @pytest.mark.parametrize("path", ["/", "/api/state", "/favicon.ico", "/docs"])
-@pytest.mark.parametrize("credentials", [{}, {"params": {"token": "wrong-token-wrong-token"}},
-                                         {"headers": {"Authorization": "Bearer wrong-token-wrong"}},
-                                         {"headers": {"Authorization": "Basic abc"}}])
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {},
+        {"params": {"token": "wrong-token-wrong-token"}},
+        {"headers": {"Authorization": "Bearer wrong-token-wrong"}},
+        {"headers": {"Authorization": "Basic abc"}},
+    ],
+)
 def test_every_request_needs_the_token(served: tuple, path: str, credentials: dict) -> None:
     client, _, _ = served
     response = client.get(path, **credentials)
@@ -102,8 +108,9 @@ REJECTIONS = [
 
 
 @pytest.mark.parametrize(("body", "status", "message"), REJECTIONS)
-def test_rejections_are_clear_and_change_nothing(served: tuple, body: object, status: int, message: str
-                                                 ) -> None:
+def test_rejections_are_clear_and_change_nothing(
+    served: tuple, body: object, status: int, message: str
+) -> None:
     client, session, auth = served
     before = client.get("/api/state", headers=auth).json()
     if isinstance(body, bytes):
@@ -134,8 +141,12 @@ def test_finished_session(served: tuple) -> None:
     client, session, auth = served
     for proposal in range(1, 5):
         client.get("/api/state", headers=auth)
-        assert client.post("/api/answer", headers=auth,
-                           json={"proposal": proposal, "feedback": {"kind": "none"}}).status_code == 200
+        assert (
+            client.post(
+                "/api/answer", headers=auth, json={"proposal": proposal, "feedback": {"kind": "none"}}
+            ).status_code
+            == 200
+        )
     state = client.get("/api/state", headers=auth).json()
     assert state["progress"]["done"] and state["proposal"] is None
     response = client.post("/api/answer", headers=auth, json={"proposal": 5, "feedback": {"kind": "none"}})
@@ -157,8 +168,12 @@ def test_two_tabs_voting_at_once_count_once(served: tuple) -> None:
         statuses: list[int] = []
         barrier = threading.Barrier(6)
 
-        def vote(choice: int, proposal: int = proposal, barrier: threading.Barrier = barrier,
-                 statuses: list[int] = statuses) -> None:
+        def vote(
+            choice: int,
+            proposal: int = proposal,
+            barrier: threading.Barrier = barrier,
+            statuses: list[int] = statuses,
+        ) -> None:
             barrier.wait()
             body = {"proposal": proposal, "feedback": {"kind": "best", "choice": choice}}
             statuses.append(client.post("/api/answer", headers=auth, json=body).status_code)

@@ -37,8 +37,9 @@ def test_one_open_proposal_until_answered() -> None:
     first = s.propose()
     assert first is not None and first.id == 1 and len(first.candidates) == 3
     again = s.propose()
-    assert again.id == 1 and all(np.array_equal(a.vector, b.vector)
-                                 for a, b in zip(first.candidates, again.candidates, strict=True))
+    assert again.id == 1 and all(
+        np.array_equal(a.vector, b.vector) for a, b in zip(first.candidates, again.candidates, strict=True)
+    )
     assert first.candidates[0].rendering.as_text() == render(first.candidates[0].vector).as_text()
     s.answer(1, Best(0))
     assert s.propose().id == 2
@@ -80,8 +81,11 @@ def test_wrong_answers_change_nothing() -> None:
     s = session()
     p = s.propose()
     for proposal, answer, error in [
-        (7, Best(0), UnknownProposal), (0, Best(0), UnknownProposal), ("1", Best(0), FeedbackError),
-        (1, Best(5), FeedbackError), (1, {"kind": "nope"}, FeedbackError),
+        (7, Best(0), UnknownProposal),
+        (0, Best(0), UnknownProposal),
+        ("1", Best(0), FeedbackError),
+        (1, Best(5), FeedbackError),
+        (1, {"kind": "nope"}, FeedbackError),
     ]:
         with pytest.raises(error):
             s.answer(proposal, answer)
@@ -149,8 +153,12 @@ def test_concurrent_answers_to_one_proposal_count_once() -> None:
         results: list[str] = []
         barrier = threading.Barrier(4)
 
-        def vote(choice: int, proposal_id: int = p.id, barrier: threading.Barrier = barrier,
-                 results: list[str] = results) -> None:
+        def vote(
+            choice: int,
+            proposal_id: int = p.id,
+            barrier: threading.Barrier = barrier,
+            results: list[str] = results,
+        ) -> None:
             barrier.wait()
             try:
                 s.answer(proposal_id, Best(choice))

@@ -111,7 +111,12 @@ def test_parallel_evaluation_gives_the_in_process_result(toy_experiments, monkey
         for reduced in (False, True):
             runs = {
                 processes: run_experiment(
-                    "parallel", budget=12, seed=1, reduced=reduced, progress=False, out=toy_experiments,
+                    "parallel",
+                    budget=12,
+                    seed=1,
+                    reduced=reduced,
+                    progress=False,
+                    out=toy_experiments,
                     processes=processes,
                 )
                 for processes in (None, 1)  # None: the module's PROCESSES (2)
@@ -165,12 +170,30 @@ def test_verdict_says_when_a_gain_does_not_hold():
 
 def test_markdown_of_a_non_comparison_based_run_says_none():
     row = {
-        "name": "x", "title": "t", "metric": "m", "reduced": False, "seed": 0, "budget": 5,
+        "name": "x",
+        "title": "t",
+        "metric": "m",
+        "reduced": False,
+        "seed": 0,
+        "budget": 5,
         "optimizer": "NGOpt",
-        "aleph_scalars": 1, "n": 10, "evaluations": 5, "failures": 0, "aleph_before": 1.0, "aleph_after": 0.5,
-        "test_before": 1.0, "test_after": 0.9, "verdict": "holds", "bound": None,
-        "bound_note": "none: NGOpt is not comparison-based", "extra_before": {}, "extra_after": {},
-        "wall_time": 1.0, "setup_time": 0.1, "plot": "results/x.png", "artefacts": ["results/x_samples.png"],
+        "aleph_scalars": 1,
+        "n": 10,
+        "evaluations": 5,
+        "failures": 0,
+        "aleph_before": 1.0,
+        "aleph_after": 0.5,
+        "test_before": 1.0,
+        "test_after": 0.9,
+        "verdict": "holds",
+        "bound": None,
+        "bound_note": "none: NGOpt is not comparison-based",
+        "extra_before": {},
+        "extra_after": {},
+        "wall_time": 1.0,
+        "setup_time": 0.1,
+        "plot": "results/x.png",
+        "artefacts": ["results/x_samples.png"],
         "date": "today",
     }
     markdown = render_markdown([row])

@@ -38,8 +38,9 @@ RESULTS_MD = "results.md"
 PLOTS_DIR = "results"
 
 
-def verdict(aleph_before: float | None, aleph_after: float | None, test_before: float | None,
-            test_after: float | None) -> str:
+def verdict(
+    aleph_before: float | None, aleph_after: float | None, test_before: float | None, test_after: float | None
+) -> str:
     """A plain-words statement of whether the ℵ-set gain holds on held-out data."""
     if aleph_before is None or aleph_after is None:
         return "no successful evaluation"
@@ -105,8 +106,16 @@ def run_experiment(
         )
     try:
         result = retrofit(
-            task.aleph, task.loss, budget=budget, optimizer=module.DEFAULT_OPTIMIZER, workers=workers,
-            seed=seed, test_loss=task.test_loss, n=task.n, progress=progress, name=task.name or name,
+            task.aleph,
+            task.loss,
+            budget=budget,
+            optimizer=module.DEFAULT_OPTIMIZER,
+            workers=workers,
+            seed=seed,
+            test_loss=task.test_loss,
+            n=task.n,
+            progress=progress,
+            name=task.name or name,
             evaluator=evaluator,
         )
     finally:

@@ -200,10 +200,10 @@ class Store:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         if "best_vector" in fields and fields["best_vector"] is not None:
             fields["best_vector"] = _blob(fields["best_vector"])
-        assignments = ", ".join(f"{key} = ?" for key in fields)
+        assignments = "".join(f", {key} = ?" for key in fields)
         with self._write() as db:
             db.execute(
-                f"UPDATE runs SET status = ?, finished = ?{', ' if fields else ''}{assignments} WHERE run_index = ?",
+                f"UPDATE runs SET status = ?, finished = ?{assignments} WHERE run_index = ?",
                 (status, time.time(), *fields.values(), run_index),
             )
 

@@ -18,8 +18,15 @@ def render(vector: np.ndarray) -> object:
 
 def factory() -> FeedbackTask:
     space = ng.p.Tuple(ng.p.Scalar(440.0, lower=200.0, upper=900.0), ng.p.Scalar(0.5, lower=0.1, upper=0.9))
-    return FeedbackTask(space, render, k=3, budget=2, prompt="Which tone is the most pleasant?",
-                        name="tone", optimizer="RandomSearch")
+    return FeedbackTask(
+        space,
+        render,
+        k=3,
+        budget=2,
+        prompt="Which tone is the most pleasant?",
+        name="tone",
+        optimizer="RandomSearch",
+    )
 
 
 def not_a_feedback_task() -> int:

@@ -16,8 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(serve)
     serve.set_defaults(handler=handle_serve)
     demo = commands.add_parser("demo", help="steer the digit generator by clicks")
-    demo.add_argument("--store", default="afterlearner-feedback-demo.sqlite",
-                      help="SQLite file of the session (resumed if it exists)")
+    demo.add_argument(
+        "--store",
+        default="afterlearner-feedback-demo.sqlite",
+        help="SQLite file of the session (resumed if it exists)",
+    )
     demo.add_argument("--no-browser", action="store_true", help="print the address, open no browser")
     _common(demo)
     demo.set_defaults(handler=handle_demo)
@@ -25,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1, this machine only)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the optimizer (default 0)")
     parser.add_argument("--k", type=int, default=None, help="candidates per proposal (default: the task's)")
     parser.add_argument("--budget", type=int, default=None, help="answers (default: the task's)")
@@ -62,10 +66,14 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
         url = address(sock, token)
         progress = session.progress()
         if args.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"warning: listening on {args.host}: anyone who can reach it and has the token can vote",
-                  file=sys.stderr)
-        print(f"feedback session on {task.name}: {progress.answers}/{progress.budget} answers so far, "
-              f"store {args.store}")
+            print(
+                f"warning: listening on {args.host}: anyone who can reach it and has the token can vote",
+                file=sys.stderr,
+            )
+        print(
+            f"feedback session on {task.name}: {progress.answers}/{progress.budget} answers so far, "
+            f"store {args.store}"
+        )
         print(f"open {url}", flush=True)
         if open_browser:
             import webbrowser

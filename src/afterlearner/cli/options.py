@@ -6,7 +6,9 @@ import argparse
 
 
 def add_retrofit_options(parser: argparse.ArgumentParser, budget: int | None = None) -> None:
-    parser.add_argument("--budget", type=int, default=budget, help="evaluations per run (default: the task's)")
+    parser.add_argument(
+        "--budget", type=int, default=budget, help="evaluations per run (default: the task's)"
+    )
     parser.add_argument("--optimizer", default=None, help="a Nevergrad optimizer name (default: the task's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="candidates asked at a time, λ (default 1)")
@@ -18,10 +20,24 @@ def add_retrofit_options(parser: argparse.ArgumentParser, budget: int | None = N
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     """Where candidates are evaluated: worker processes here, or a Dask cluster (needs a task spec)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--processes", type=int, default=None, metavar="N",
-                       help="evaluate in N worker processes, each building the task once (λ defaults to N)")
-    group.add_argument("--dask", default=None, metavar="ADDRESS",
-                       help="evaluate on a Dask cluster: scheduler address such as tcp://host:8786, or 'local:N' "
-                            "for a local cluster of N workers (λ defaults to its worker threads)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="with --processes/--dask: an evaluation taking longer is failed (its worker killed)")
+    group.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate in N worker processes, each building the task once (λ defaults to N)",
+    )
+    group.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="evaluate on a Dask cluster: scheduler address such as tcp://host:8786, or 'local:N' "
+        "for a local cluster of N workers (λ defaults to its worker threads)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --processes/--dask: an evaluation taking longer is failed (its worker killed)",
+    )

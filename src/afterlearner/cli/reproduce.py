@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reduced", action="store_true", help="the small version the test suite runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--processes", type=int, default=None,
+        "--processes",
+        type=int,
+        default=None,
         help="worker processes that evaluate candidates (default: the experiment's; no effect on results)",
     )
     parser.add_argument(
@@ -52,8 +54,13 @@ def handle(args: argparse.Namespace) -> int:
             console.print(f"[bold]{name}[/bold]")
         try:
             row, _ = run_experiment(
-                name, budget=args.budget, seed=args.seed, reduced=args.reduced, progress=not args.quiet,
-                out=args.out, processes=args.processes,
+                name,
+                budget=args.budget,
+                seed=args.seed,
+                reduced=args.reduced,
+                progress=not args.quiet,
+                out=args.out,
+                processes=args.processes,
             )
         except Exception as error:  # noqa: BLE001 - 'all' goes on with the other experiments
             if len(names) == 1:

@@ -26,10 +26,19 @@ def handle(args: argparse.Namespace) -> int:
     evaluator, slots = make_evaluator(args, task)
     workers = args.workers if args.workers is not None else slots
     result = retrofit(
-        task.aleph, task.loss, budget=args.budget if args.budget is not None else (task.budget or 200),
-        optimizer=args.optimizer or task.optimizer or DEFAULT_OPTIMIZER, workers=workers, runs=args.runs,
-        seed=args.seed, store=args.store, test_loss=task.test_loss, n=task.n, progress=not args.quiet,
-        name=task.name, evaluator=evaluator,
+        task.aleph,
+        task.loss,
+        budget=args.budget if args.budget is not None else (task.budget or 200),
+        optimizer=args.optimizer or task.optimizer or DEFAULT_OPTIMIZER,
+        workers=workers,
+        runs=args.runs,
+        seed=args.seed,
+        store=args.store,
+        test_loss=task.test_loss,
+        n=task.n,
+        progress=not args.quiet,
+        name=task.name,
+        evaluator=evaluator,
     )
     print_result(result, title=task.name or args.task)
     return 0
@@ -53,7 +62,10 @@ def make_evaluator(args: argparse.Namespace, task: Any) -> tuple[Any, int]:
         if local and not args.dask[6:].isdigit():
             raise ConfigError(f"--dask local:N needs a number of workers, got {args.dask!r}")
         evaluator = DaskEvaluator(
-            args.task, None if local else args.dask, timeout=args.timeout, aleph=task.aleph,
+            args.task,
+            None if local else args.dask,
+            timeout=args.timeout,
+            aleph=task.aleph,
             n_workers=int(args.dask[6:]) if local else 2,
         )
         return evaluator, evaluator.slots()

@@ -24,8 +24,10 @@ class Encoder(torch.nn.Module):
     def __init__(self, latent_dim: int, hidden: int) -> None:
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Linear(SIDE * SIDE, hidden), torch.nn.ReLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+            torch.nn.Linear(SIDE * SIDE, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.ReLU(),
         )
         self.head = torch.nn.Linear(hidden, 2 * latent_dim)
 
@@ -39,8 +41,9 @@ def digits_tensor() -> torch.Tensor:
     return torch.from_numpy((load_digits().data / 16.0).astype(np.float32))
 
 
-def train(seed: int = 0, epochs: int = 400, batch: int = 128, latent_dim: int = LATENT_DIM,
-          hidden: int = HIDDEN) -> tuple[DigitGenerator, list[float]]:
+def train(
+    seed: int = 0, epochs: int = 400, batch: int = 128, latent_dim: int = LATENT_DIM, hidden: int = HIDDEN
+) -> tuple[DigitGenerator, list[float]]:
     """Train the VAE (Bernoulli likelihood, standard normal prior); return the decoder and epoch losses."""
     torch.manual_seed(seed)
     x = digits_tensor()
@@ -84,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     decoder, losses = train(args.seed, args.epochs)
     save(decoder, args.out)
-    print(f"trained in {time.perf_counter() - started:.1f} s; final loss {losses[-1]:.2f} nats/image "
-          f"(first epoch {losses[0]:.2f}); wrote {args.out} ({args.out.stat().st_size / 1024:.0f} kB)")
+    print(
+        f"trained in {time.perf_counter() - started:.1f} s; final loss {losses[-1]:.2f} nats/image "
+        f"(first epoch {losses[0]:.2f}); wrote {args.out} ({args.out.stat().st_size / 1024:.0f} kB)"
+    )
     return 0
 
 

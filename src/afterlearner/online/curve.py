@@ -30,31 +30,51 @@ from afterlearner.online.simulated import SimulatedUser, Style, drive
 RANDOM = "RandomSearch"
 
 
-def measure(answers: int = 30, seeds: Sequence[int] = range(10), k: int = 4,
-            optimizer: str = DEFAULT_OPTIMIZER, sample: int = TARGET_SAMPLE, style: Style = "best"
-            ) -> dict[str, Any]:
+def measure(
+    answers: int = 30,
+    seeds: Sequence[int] = range(10),
+    k: int = 4,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    sample: int = TARGET_SAMPLE,
+    style: Style = "best",
+) -> dict[str, Any]:
     """Curves (hidden score of the current best after 0..answers answers) per seed, session and random."""
     demo = DigitSteering()
     user = SimulatedUser(lambda vector: style_distance(demo.image(vector), sample), style=style)
     curves: dict[str, list[list[float]]] = {}
     for name, method in (("session", optimizer), ("random", RANDOM)):
         curves[name] = [
-            drive(FeedbackSession(demo.aleph, demo.render, k=k, budget=answers, optimizer=method, seed=seed),
-                  user)
+            drive(
+                FeedbackSession(demo.aleph, demo.render, k=k, budget=answers, optimizer=method, seed=seed),
+                user,
+            )
             for seed in seeds
         ]
-    return {"answers": answers, "k": k, "optimizer": optimizer, "style": style, "target_sample": sample,
-            "seeds": list(seeds), "start": curves["session"][0][0], **curves}
+    return {
+        "answers": answers,
+        "k": k,
+        "optimizer": optimizer,
+        "style": style,
+        "target_sample": sample,
+        "seeds": list(seeds),
+        "start": curves["session"][0][0],
+        **curves,
+    }
 
 
 def summary(result: dict[str, Any]) -> dict[str, float]:
     """Mean final score of each method, the start, and in how many seeds the session beat random."""
     session = np.array([c[-1] for c in result["session"]])
     random = np.array([c[-1] for c in result["random"]])
-    return {"start": result["start"],
-            "session_mean": float(session.mean()), "random_mean": float(random.mean()),
-            "session_median": float(np.median(session)), "random_median": float(np.median(random)),
-            "session_wins": int(np.sum(session < random)), "seeds": len(session)}
+    return {
+        "start": result["start"],
+        "session_mean": float(session.mean()),
+        "random_mean": float(random.mean()),
+        "session_median": float(np.median(session)),
+        "random_median": float(np.median(random)),
+        "session_wins": int(np.sum(session < random)),
+        "seeds": len(session),
+    }
 
 
 def plot(result: dict[str, Any], path: str | Path) -> Path:
@@ -66,8 +86,10 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
 
     figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     x = np.arange(result["answers"] + 1)
-    for name, label, colour in (("session", f"feedback session ({result['optimizer']})", "tab:blue"),
-                                ("random", "random proposals", "tab:orange")):
+    for name, label, colour in (
+        ("session", f"feedback session ({result['optimizer']})", "tab:blue"),
+        ("random", "random proposals", "tab:orange"),
+    ):
         curves = np.array(result[name])
         axis.plot(x, curves.mean(axis=0), color=colour, label=f"{label}, mean")
         axis.fill_between(x, *np.percentile(curves, [25, 75], axis=0), color=colour, alpha=0.2)
@@ -90,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answers", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--optimizer", default=DEFAULT_OPTIMIZER)
-    parser.add_argument("--style", choices=["best", "ranking", "pair"], default="best",
-                        help="how the simulated user answers (default: best of k, or none)")
+    parser.add_argument(
+        "--style",
+        choices=["best", "ranking", "pair"],
+        default="best",
+        help="how the simulated user answers (default: best of k, or none)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     result = measure(args.answers, range(args.seeds), optimizer=args.optimizer, style=args.style)

@@ -63,7 +63,11 @@ class DigitSteering:
 
     def task(self, k: int = 4, budget: int = 30) -> FeedbackTask:
         return FeedbackTask(
-            self.aleph, self.render, k=k, budget=budget, name="digit generator",
+            self.aleph,
+            self.render,
+            k=k,
+            budget=budget,
+            name="digit generator",
             prompt="Which digit do you like best?",
             description="An 8×8 digit generator trained in this repository: "
             "8 latent offsets, 3 weight scales.",

@@ -83,8 +83,11 @@ class FeedbackJournal:
             "LEFT JOIN feedback_answers a ON a.proposal_id = p.id ORDER BY p.id"
         ).fetchall()
         return [
-            StoredProposal(row[0], np.frombuffer(row[2], dtype="<f8").reshape(row[1], -1).copy(),
-                           None if row[3] is None else json.loads(row[3]))
+            StoredProposal(
+                row[0],
+                np.frombuffer(row[2], dtype="<f8").reshape(row[1], -1).copy(),
+                None if row[3] is None else json.loads(row[3]),
+            )
             for row in rows
         ]
 
@@ -92,12 +95,17 @@ class FeedbackJournal:
         with self.connection:
             self.connection.execute(
                 "INSERT INTO feedback_proposals VALUES (?, ?, ?, ?)",
-                (proposal_id, len(vectors), np.ascontiguousarray(vectors, dtype="<f8").tobytes(),
-                 time.time()),
+                (
+                    proposal_id,
+                    len(vectors),
+                    np.ascontiguousarray(vectors, dtype="<f8").tobytes(),
+                    time.time(),
+                ),
             )
 
-    def add_answer(self, proposal_id: int, feedback: dict[str, Any], losses: tuple[float, ...],
-                   new_best: int | None) -> None:
+    def add_answer(
+        self, proposal_id: int, feedback: dict[str, Any], losses: tuple[float, ...], new_best: int | None
+    ) -> None:
         """Record an answer; raises :class:`DuplicateAnswer` if the proposal was already answered."""
         try:
             with self.connection:
@@ -115,7 +123,12 @@ class FeedbackJournal:
             "FROM feedback_answers ORDER BY proposal_id"
         )
         return [
-            {"proposal": r[0], "feedback": json.loads(r[1]), "losses": json.loads(r[2]), "new_best": r[3],
-             "created": r[4]}
+            {
+                "proposal": r[0],
+                "feedback": json.loads(r[1]),
+                "losses": json.loads(r[2]),
+                "new_best": r[3],
+                "created": r[4],
+            }
             for r in rows
         ]

@@ -16,7 +16,9 @@ import numpy as np
 
 Kind = Literal["image", "sound", "text"]
 MEDIA_TYPES: dict[Kind, str] = {
-    "image": "image/png", "sound": "audio/wav", "text": "text/plain; charset=utf-8",
+    "image": "image/png",
+    "sound": "audio/wav",
+    "text": "text/plain; charset=utf-8",
 }
 
 

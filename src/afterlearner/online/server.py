@@ -70,10 +70,16 @@ def state(session: FeedbackSession, task: FeedbackTask) -> dict[str, Any]:
     progress = session.progress()
     return {
         "task": {"name": task.name, "prompt": task.prompt, "description": task.description},
-        "progress": {"answers": progress.answers, "budget": progress.budget,
-                     "improvements": progress.improvements, "done": progress.done},
+        "progress": {
+            "answers": progress.answers,
+            "budget": progress.budget,
+            "improvements": progress.improvements,
+            "done": progress.done,
+        },
         "best": _output(session.best.rendering),
-        "proposal": None if proposal is None else {
+        "proposal": None
+        if proposal is None
+        else {
             "id": proposal.id,
             "candidates": [{"index": c.index, **_output(c.rendering)} for c in proposal.candidates],
         },
@@ -124,7 +130,7 @@ def create_app(session: FeedbackSession, task: FeedbackTask, token: str) -> Fast
         try:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, "the body must be JSON: {\"proposal\": id, \"feedback\": {\"kind\": ...}}")
+            return error(400, 'the body must be JSON: {"proposal": id, "feedback": {"kind": ...}}')
         if not isinstance(payload, dict) or set(payload) != {"proposal", "feedback"}:
             return error(422, "the body must be a JSON object with the keys 'proposal' and 'feedback' only")
         return await _answer(payload["proposal"], payload["feedback"])
@@ -133,7 +139,7 @@ def create_app(session: FeedbackSession, task: FeedbackTask, token: str) -> Fast
         def apply() -> JSONResponse:
             try:
                 if not isinstance(feedback, dict):
-                    raise FeedbackError("'feedback' must be an object, e.g. {\"kind\": \"none\"}")
+                    raise FeedbackError('\'feedback\' must be an object, e.g. {"kind": "none"}')
                 session.answer(proposal, feedback)
             except FeedbackError as exc:
                 return error(422, str(exc))

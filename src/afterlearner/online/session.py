@@ -159,8 +159,13 @@ class FeedbackSession:
     # -- public API ---------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """What identifies the session in a store (a store made with other settings is refused)."""
-        return {"space": self.space.signature, "optimizer": self.optimizer_name, "seed": self.seed,
-                "workers": self.k, "budget": self.budget}
+        return {
+            "space": self.space.signature,
+            "optimizer": self.optimizer_name,
+            "seed": self.seed,
+            "workers": self.k,
+            "budget": self.budget,
+        }
 
     def propose(self) -> Proposal | None:
         """The open proposal (creating and storing a new one if none is open); None when finished."""
@@ -189,8 +194,10 @@ class FeedbackSession:
                     raise StaleProposal(f"proposal {proposal_id} was already answered{current}")
                 if len(self._history.answers) >= self.budget:
                     raise SessionFinished(f"the session is finished: all {self.budget} answers were given")
-                raise UnknownProposal(f"there is no proposal {proposal_id}" + (
-                    f"; the open proposal is {self._open.id}" if self._open else ""))
+                raise UnknownProposal(
+                    f"there is no proposal {proposal_id}"
+                    + (f"; the open proposal is {self._open.id}" if self._open else "")
+                )
             parsed = parse(feedback, self.k) if isinstance(feedback, dict) else validate(feedback, self.k)
             told = tells(parsed, self.k, self._level)
             if self._journal is not None:
@@ -217,8 +224,10 @@ class FeedbackSession:
     def history(self) -> list[tuple[int, dict[str, Any], np.ndarray]]:
         """(proposal id, answer as JSON, best vector after it) for every answer so far."""
         with self._lock:
-            return [(pid, answer, best.copy()) for (pid, answer), best in
-                    zip(self._history.answers, self._history.best_after, strict=True)]
+            return [
+                (pid, answer, best.copy())
+                for (pid, answer), best in zip(self._history.answers, self._history.best_after, strict=True)
+            ]
 
     def close(self) -> None:
         """Close the store (the session object must not be used afterwards)."""
@@ -253,10 +262,13 @@ class FeedbackSession:
     def _proposal(self, open_: _Open) -> Proposal:
         if open_.renderings is None:
             open_.renderings = [self._render_checked(vector) for vector in open_.vectors]
-        return Proposal(open_.id, tuple(
-            Candidate(i, vector.copy(), rendering)
-            for i, (vector, rendering) in enumerate(zip(open_.vectors, open_.renderings, strict=True))
-        ))
+        return Proposal(
+            open_.id,
+            tuple(
+                Candidate(i, vector.copy(), rendering)
+                for i, (vector, rendering) in enumerate(zip(open_.vectors, open_.renderings, strict=True))
+            ),
+        )
 
     def _render_checked(self, vector: np.ndarray) -> Rendering:
         rendering = self._render(vector.copy())
@@ -269,7 +281,7 @@ class FeedbackSession:
             self._optimizer.tell(candidate, loss)
         if told.new_best is not None:
             self._best_vector = open_.vectors[told.new_best].copy()
-            self._best_rendering = (open_.renderings[told.new_best] if open_.renderings is not None else None)
+            self._best_rendering = open_.renderings[told.new_best] if open_.renderings is not None else None
             self._improvements += 1
         self._level = told.level
         self._history.answers.append((open_.id, to_json(feedback)))

@@ -61,8 +61,12 @@ def search_space(space: Aleph | ng.p.Parameter) -> SearchSpace:
             start = _flatten(space.value)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"the parametrization's value is not numeric: {error}") from error
-        signature = {"kind": "parametrization", "type": type(space).__name__, "size": int(start.size),
-                     "name": space.name}
+        signature = {
+            "kind": "parametrization",
+            "type": type(space).__name__,
+            "size": int(start.size),
+            "name": space.name,
+        }
         json.dumps(signature)
         return SearchSpace(space.copy, _flatten, start, signature)
     raise ConfigError(f"a feedback session searches an Aleph or ng.p parameter, not {type(space).__name__}")

@@ -23,9 +23,12 @@ class DoomPolicy(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 8, 5, stride=2, padding=2), torch.nn.ReLU(),   # 15×40
-            torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(),  # 8×20
-            torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU(),  # 4×10
+            torch.nn.Conv2d(1, 8, 5, stride=2, padding=2),
+            torch.nn.ReLU(),  # 15×40
+            torch.nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            torch.nn.ReLU(),  # 8×20
+            torch.nn.Conv2d(16, 16, 3, stride=2, padding=1),
+            torch.nn.ReLU(),  # 4×10
             torch.nn.Flatten(),
         )
         self.body = torch.nn.Sequential(torch.nn.Linear(16 * 4 * 10 + 2, 64), torch.nn.ReLU())

@@ -14,7 +14,8 @@ def teacher_action(state) -> int:  # state: vizdoom.GameState with labels
     """0 turn left, 1 turn right, 2 attack. Corpses are skipped as wider than tall; nothing in
     sight: keep turning right (the arena is circular, monsters come from everywhere)."""
     targets = [
-        label for label in state.labels
+        label
+        for label in state.labels
         if label.object_name not in NOT_TARGETS and label.height >= max(3, label.width)
     ]
     if not targets:

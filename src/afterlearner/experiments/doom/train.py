@@ -70,7 +70,8 @@ def train(rounds: int = 4, episodes: int = 12, epochs: int = 6, seed: int = 0) -
             who = "teacher" if round_index == 0 else "policy"
             print(
                 f"round {round_index}: {who} kills {np.mean(results):.1f}, {len(memory)} samples, "
-                f"loss {loss:.3f}, {time.perf_counter() - started:.0f} s", flush=True,
+                f"loss {loss:.3f}, {time.perf_counter() - started:.0f} s",
+                flush=True,
             )
     finally:
         game.close()

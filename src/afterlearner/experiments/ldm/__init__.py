@@ -20,13 +20,17 @@ from pathlib import Path
 from afterlearner.retrofit import RetrofitResult
 from afterlearner.task import Task
 
-TITLE = ("latent diffusion (diffusers, digits): initial latent noise + guidance/eta/steps "
-         "steered by a user's choices")
+TITLE = (
+    "latent diffusion (diffusers, digits): initial latent noise + guidance/eta/steps "
+    "steered by a user's choices"
+)
 METRIC = "1 − likeness to the user's hidden target"
 DEFAULT_BUDGET = 120
 DEFAULT_OPTIMIZER = "OnePlusOne"
-BOUND_NOTE = ("not applicable: the ℵ-loss is one user's verdict on one image, not a mean over n samples; "
-              "the held-out check is a second judge (another seed) scoring the same images")
+BOUND_NOTE = (
+    "not applicable: the ℵ-loss is one user's verdict on one image, not a mean over n samples; "
+    "the held-out check is a second judge (another seed) scoring the same images"
+)
 #: The prompt: the class the model is asked to draw.
 CLASS_LABEL = 3
 #: Online curve sizes: (targets, answers, k) for the full and the reduced run.
@@ -59,9 +63,14 @@ def make_task(reduced: bool = False) -> Task:
     from afterlearner.experiments.ldm.sampler import LATENT_STEP, Knobs
     from afterlearner.experiments.ldm.steering import PIPELINE_DIR, DiffusionSteering
 
-    steering = DiffusionSteering(PIPELINE_DIR, class_label=CLASS_LABEL, seed=0,
-                                 knobs=Knobs(steps=5 if reduced else 10), latent_step=LATENT_STEP,
-                                 knob_step=None)
+    steering = DiffusionSteering(
+        PIPELINE_DIR,
+        class_label=CLASS_LABEL,
+        seed=0,
+        knobs=Knobs(steps=5 if reduced else 10),
+        latent_step=LATENT_STEP,
+        knob_step=None,
+    )
     target = targets_of(CLASS_LABEL, 1)[0]
     weights = PIPELINE_DIR.parent
     user = user_for(load_judge(weights / "judge.pt"), target, CLASS_LABEL)
@@ -94,12 +103,24 @@ def after_reproduce(task: Task, result: RetrofitResult, out: str | Path) -> list
     steering = task.loss.steering  # type: ignore[attr-defined]
     judge, referee = load_judge(weights / "judge.pt"), load_judge(weights / "judge_heldout.pt")
     variants = {
-        name: curve.measure(steering.pipeline, judge, referee, class_label=CLASS_LABEL, targets=targets, k=k,
-                            answers=answers, steps=5 if reduced else 10, search_knobs=knobs,
-                            optimizer=SESSION_OPTIMIZER, latent_step=SESSION_LATENT_STEP)
+        name: curve.measure(
+            steering.pipeline,
+            judge,
+            referee,
+            class_label=CLASS_LABEL,
+            targets=targets,
+            k=k,
+            answers=answers,
+            steps=5 if reduced else 10,
+            search_knobs=knobs,
+            optimizer=SESSION_OPTIMIZER,
+            latent_step=SESSION_LATENT_STEP,
+        )
         for name, knobs in VARIANTS.items()
     }
     out = Path(out)
-    return [curve.plot(variants, out / "ldm-curve.png"),
-            curve.plot_examples(variants[next(iter(VARIANTS))], out / "ldm-examples.png"),
-            curve.save(variants, out / "ldm-curve.json")]
+    return [
+        curve.plot(variants, out / "ldm-curve.png"),
+        curve.plot_examples(variants[next(iter(VARIANTS))], out / "ldm-examples.png"),
+        curve.save(variants, out / "ldm-curve.json"),
+    ]

@@ -64,8 +64,10 @@ class Curves:
         heldout_wins = np.asarray(self.session_heldout) > np.asarray(self.random_heldout)
         return {
             "start": float(session[0]),
-            f"session_{at}": float(session[at]), f"random_{at}": float(random[at]),
-            "session_final": float(session[-1]), "random_final": float(random[-1]),
+            f"session_{at}": float(session[at]),
+            f"random_{at}": float(random[at]),
+            "session_final": float(session[-1]),
+            "random_final": float(random[-1]),
             "session_beats_random": float(wins.mean()),
             "heldout_start": float(np.mean(self.start_heldout)),
             "heldout_session": float(np.mean(self.session_heldout)),
@@ -99,8 +101,14 @@ def user_for(judge: Judge, index: int, class_label: int) -> TargetUser:
     return TargetUser(judge, target_image(index), typical_of(class_label))
 
 
-def session_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers: int, seed: int,
-                  optimizer: str = DEFAULT_OPTIMIZER) -> tuple[list[float], np.ndarray]:
+def session_curve(
+    steering: DiffusionSteering,
+    user: TargetUser,
+    k: int,
+    answers: int,
+    seed: int,
+    optimizer: str = DEFAULT_OPTIMIZER,
+) -> tuple[list[float], np.ndarray]:
     """Drive a feedback session with a comparison-only simulated user; (scores after each answer, best)."""
     session = steering.task(k=k, budget=answers, optimizer=optimizer).session(seed=seed)
     simulated = SimulatedUser(score=lambda vector: -user.score(steering.image(vector)), style="best")
@@ -108,8 +116,9 @@ def session_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers
     return [-value for value in curve], session.best.vector
 
 
-def random_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers: int,
-                 seed: int) -> tuple[list[float], np.ndarray]:
+def random_curve(
+    steering: DiffusionSteering, user: TargetUser, k: int, answers: int, seed: int
+) -> tuple[list[float], np.ndarray]:
     """``answers`` questions of ``k`` random proposals; the user keeps the best (same answers as above)."""
     rng = np.random.default_rng(seed)
     best = steering.aleph.identity()
@@ -125,10 +134,21 @@ def random_curve(steering: DiffusionSteering, user: TargetUser, k: int, answers:
     return curve, best
 
 
-def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge: Judge, class_label: int = 3,
-            targets: int = 8, k: int = 4, answers: int = 30, optimizer: str = DEFAULT_OPTIMIZER,
-            steps: int = 10, search_knobs: bool = True, latent_step: float = SESSION_LATENT_STEP,
-            knob_step: float | None = SESSION_KNOB_STEP, first: int = 0) -> Curves:
+def measure(
+    pipeline: DigitLatentDiffusionPipeline,
+    judge: Judge,
+    heldout_judge: Judge,
+    class_label: int = 3,
+    targets: int = 8,
+    k: int = 4,
+    answers: int = 30,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    steps: int = 10,
+    search_knobs: bool = True,
+    latent_step: float = SESSION_LATENT_STEP,
+    knob_step: float | None = SESSION_KNOB_STEP,
+    first: int = 0,
+) -> Curves:
     """Session and random curves for ``targets`` hidden targets (target i starts from latent seed i).
 
     ``search_knobs=False`` searches the latent noise only (the knobs stay at their defaults);
@@ -141,21 +161,43 @@ def measure(pipeline: DigitLatentDiffusionPipeline, judge: Judge, heldout_judge:
     session, random, session_heldout, random_heldout, start_heldout, images = [], [], [], [], [], []
     for seed, index in enumerate(indices, start=first):
         user, referee = user_for(judge, index, class_label), user_for(heldout_judge, index, class_label)
-        steering = DiffusionSteering(pipeline, class_label=class_label, seed=seed, knobs=Knobs(steps=steps),
-                                     search_knobs=search_knobs, latent_step=latent_step,
-                                     knob_step=knob_step)
+        steering = DiffusionSteering(
+            pipeline,
+            class_label=class_label,
+            seed=seed,
+            knobs=Knobs(steps=steps),
+            search_knobs=search_knobs,
+            latent_step=latent_step,
+            knob_step=knob_step,
+        )
         curve, session_best = session_curve(steering, user, k, answers, seed, optimizer)
         session.append(curve)
         curve, random_best = random_curve(steering, user, k, answers, seed)
         random.append(curve)
-        shown = {"target": target_image(index), "start": steering.image(steering.aleph.identity()),
-                 "session": steering.image(session_best), "random": steering.image(random_best)}
+        shown = {
+            "target": target_image(index),
+            "start": steering.image(steering.aleph.identity()),
+            "session": steering.image(session_best),
+            "random": steering.image(random_best),
+        }
         start_heldout.append(referee.score(shown["start"]))
         session_heldout.append(referee.score(shown["session"]))
         random_heldout.append(referee.score(shown["random"]))
         images.append({name: np.round(picture, 3).tolist() for name, picture in shown.items()})
-    return Curves(class_label, k, answers, optimizer, indices, session, random, session_heldout,
-                  random_heldout, start_heldout, images, latent_step)
+    return Curves(
+        class_label,
+        k,
+        answers,
+        optimizer,
+        indices,
+        session,
+        random,
+        session_heldout,
+        random_heldout,
+        start_heldout,
+        images,
+        latent_step,
+    )
 
 
 def plot(variants: dict[str, Curves], path: str | Path) -> Path:
@@ -165,8 +207,9 @@ def plot(variants: dict[str, Curves], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, panels = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 4), squeeze=False,
-                                  sharey=True)
+    figure, panels = plt.subplots(
+        1, len(variants), figsize=(5.5 * len(variants), 4), squeeze=False, sharey=True
+    )
     for (variant, curves), axes in zip(variants.items(), panels[0], strict=True):
         xs = np.arange(curves.answers + 1)
         session = f"feedback session ({curves.optimizer}, latent step {curves.latent_step:g})"
@@ -191,19 +234,26 @@ def plot_examples(curves: Curves, path: str | Path, count: int = 4) -> Path:
     import matplotlib.pyplot as plt
 
     rows = curves.images[:count]
-    columns = (("target", "hidden target"), ("start", "start"),
-               ("session", f"session, {curves.answers} answers"),
-               ("random", f"random, {curves.answers} answers"))
-    figure, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)),
-                                squeeze=False)
+    columns = (
+        ("target", "hidden target"),
+        ("start", "start"),
+        ("session", f"session, {curves.answers} answers"),
+        ("random", f"random, {curves.answers} answers"),
+    )
+    figure, axes = plt.subplots(
+        len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)), squeeze=False
+    )
     for row, (shown, line) in enumerate(zip(rows, axes, strict=True)):
         for (key, title), ax in zip(columns, line, strict=True):
             ax.imshow(np.asarray(shown[key]), cmap="gray_r", vmin=0.0, vmax=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
             if key != "target":
-                score = {"start": curves.session[row][0], "session": curves.session[row][-1],
-                         "random": curves.random[row][-1]}[key]
+                score = {
+                    "start": curves.session[row][0],
+                    "session": curves.session[row][-1],
+                    "random": curves.random[row][-1],
+                }[key]
                 ax.set_xlabel(f"score {score:.2f}", fontsize=8)
             if row == 0:
                 ax.set_title(title, fontsize=8)

@@ -114,8 +114,9 @@ class DigitLatentDiffusionPipeline(DiffusionPipeline):
         images = self.vae.decode(sample / self.vae.config.scaling_factor).sample
         return ((images.clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1).cpu().numpy()
 
-    def _noise(self, sample: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None,
-               guidance: float) -> torch.Tensor:
+    def _noise(
+        self, sample: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None, guidance: float
+    ) -> torch.Tensor:
         if labels is None:
             return self.unet(sample, timestep).sample
         null = torch.full_like(labels, NULL_CLASS)
@@ -140,13 +141,16 @@ class DigitLatentDiffusionPipeline(DiffusionPipeline):
         if latents.dim() == 3:
             latents = latents.unsqueeze(0)
         if tuple(latents.shape[1:]) != self.latent_shape:
-            raise ValueError(f"latents must have shape (B, {', '.join(map(str, self.latent_shape))}), "
-                             f"got {tuple(latents.shape)}")
+            raise ValueError(
+                f"latents must have shape (B, {', '.join(map(str, self.latent_shape))}), "
+                f"got {tuple(latents.shape)}"
+            )
         return latents
 
 
-def build(vae_config: dict[str, Any] | None = None, unet_config: dict[str, Any] | None = None,
-          seed: int = 0) -> DigitLatentDiffusionPipeline:
+def build(
+    vae_config: dict[str, Any] | None = None, unet_config: dict[str, Any] | None = None, seed: int = 0
+) -> DigitLatentDiffusionPipeline:
     """A pipeline of randomly initialised components built from configs (the defaults above)."""
     torch.manual_seed(seed)
     vae = AutoencoderKL(**(vae_config or VAE_CONFIG))
@@ -165,8 +169,9 @@ def load_pipeline(directory: str | Path) -> DigitLatentDiffusionPipeline:
     missing = {"vae", "unet", "scheduler"} - components
     if missing:
         raise TaskError(f"{index} lacks the components {', '.join(sorted(missing))}")
-    pipeline = DigitLatentDiffusionPipeline.from_pretrained(str(directory), local_files_only=True,
-                                                          low_cpu_mem_usage=False)
+    pipeline = DigitLatentDiffusionPipeline.from_pretrained(
+        str(directory), local_files_only=True, low_cpu_mem_usage=False
+    )
     pipeline.set_progress_bar_config(disable=True)
     pipeline.vae.eval()
     pipeline.unet.eval()

@@ -57,8 +57,13 @@ class Latent(torch.nn.Module):
 class Sampler:
     """Draws the ``class_label`` digit from ``latent`` with ``knobs``; ``render()`` returns the image."""
 
-    def __init__(self, pipeline: DigitLatentDiffusionPipeline, class_label: int | None, seed: int = 0,
-                 knobs: Knobs | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: DigitLatentDiffusionPipeline,
+        class_label: int | None,
+        seed: int = 0,
+        knobs: Knobs | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.class_label = class_label
         self.seed = seed
@@ -78,13 +83,23 @@ class Sampler:
 
     def render(self) -> np.ndarray:
         """The image (H, W) in [0, 1] for the current latent and knobs."""
-        image = self.pipeline(self.initial_latent(), class_label=self.class_label,
-                              guidance_scale=self.knobs.guidance_scale, eta=self.knobs.eta,
-                              num_inference_steps=int(self.knobs.steps), seed=self.seed)
+        image = self.pipeline(
+            self.initial_latent(),
+            class_label=self.class_label,
+            guidance_scale=self.knobs.guidance_scale,
+            eta=self.knobs.eta,
+            num_inference_steps=int(self.knobs.steps),
+            seed=self.seed,
+        )
         return image[0, :, :, 0]
 
-    def aleph(self, latent: bool = True, knobs: bool = True, latent_step: float = LATENT_STEP,
-              knob_step: float | None = None) -> Aleph:
+    def aleph(
+        self,
+        latent: bool = True,
+        knobs: bool = True,
+        latent_step: float = LATENT_STEP,
+        knob_step: float | None = None,
+    ) -> Aleph:
         """The ℵ-space: latent offsets (64 numbers for the trained model) and/or the knobs.
 
         ``latent_step`` is the search step of the latent offsets (the noise has unit variance: a
@@ -96,12 +111,18 @@ class Sampler:
         space = Aleph(self.latent)
         if latent:
             space.add("noise", mode="offset", step=latent_step)
+
         def step(bounds: tuple[float, float]) -> float | None:
             return None if knob_step is None else knob_step * (bounds[1] - bounds[0])
 
         if knobs and self.class_label is not None:  # guidance needs a class to be guided towards
-            space.hyper(self.knobs, "guidance_scale", *GUIDANCE_RANGE, name="guidance_scale",
-                        step=step(GUIDANCE_RANGE))
+            space.hyper(
+                self.knobs,
+                "guidance_scale",
+                *GUIDANCE_RANGE,
+                name="guidance_scale",
+                step=step(GUIDANCE_RANGE),
+            )
         if knobs:
             space.hyper(self.knobs, "eta", *ETA_RANGE, name="eta", step=step(ETA_RANGE))
             space.hyper(self.knobs, "steps", *STEPS_RANGE, name="steps", integer=True, step=step(STEPS_RANGE))

@@ -31,17 +31,25 @@ CACHE_SIZE = 512
 class DiffusionSteering:
     """A pipeline drawing ``class_label`` from searched latent noise and knobs (thread-safe, cached)."""
 
-    def __init__(self, pipeline: DigitLatentDiffusionPipeline | str | Path = PIPELINE_DIR,
-                 class_label: int | None = 3, seed: int = 0, knobs: Knobs | None = None,
-                 latent: bool = True, search_knobs: bool = True, latent_step: float = SESSION_LATENT_STEP,
-                 knob_step: float | None = SESSION_KNOB_STEP) -> None:
+    def __init__(
+        self,
+        pipeline: DigitLatentDiffusionPipeline | str | Path = PIPELINE_DIR,
+        class_label: int | None = 3,
+        seed: int = 0,
+        knobs: Knobs | None = None,
+        latent: bool = True,
+        search_knobs: bool = True,
+        latent_step: float = SESSION_LATENT_STEP,
+        knob_step: float | None = SESSION_KNOB_STEP,
+    ) -> None:
         if not isinstance(pipeline, DigitLatentDiffusionPipeline):
             pipeline = load_pipeline(pipeline)
         self.pipeline = pipeline
         self.class_label = class_label
         self.sampler = Sampler(pipeline, class_label, seed=seed, knobs=knobs)
-        self.aleph = self.sampler.aleph(latent=latent, knobs=search_knobs, latent_step=latent_step,
-                                        knob_step=knob_step)
+        self.aleph = self.sampler.aleph(
+            latent=latent, knobs=search_knobs, latent_step=latent_step, knob_step=knob_step
+        )
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
@@ -68,19 +76,32 @@ class DiffusionSteering:
 
     def describe(self) -> str:
         what = "any digit" if self.class_label is None else f"the digit {self.class_label}"
-        labels = {"noise": "the initial latent noise", "guidance_scale": "the guidance scale",
-                  "eta": "eta", "steps": "the number of DDIM steps"}
-        searched = [f"{labels.get(e.name, e.name)}" + (f" ({e.size} numbers)" if e.size > 1 else "")
-                    for e in self.aleph]
-        return ("A latent diffusion model trained in this repository (diffusers AutoencoderKL + "
-                f"UNet2DModel, DDIM sampling) draws {what}. Searched: {', '.join(searched)}.")
+        labels = {
+            "noise": "the initial latent noise",
+            "guidance_scale": "the guidance scale",
+            "eta": "eta",
+            "steps": "the number of DDIM steps",
+        }
+        searched = [
+            f"{labels.get(e.name, e.name)}" + (f" ({e.size} numbers)" if e.size > 1 else "")
+            for e in self.aleph
+        ]
+        return (
+            "A latent diffusion model trained in this repository (diffusers AutoencoderKL + "
+            f"UNet2DModel, DDIM sampling) draws {what}. Searched: {', '.join(searched)}."
+        )
 
     def task(self, k: int = 4, budget: int = 30, optimizer: str | None = None) -> FeedbackTask:
         """The feedback task: ``k`` images per question, ``budget`` answers."""
         what = "digit" if self.class_label is None else str(self.class_label)
         options = {} if optimizer is None else {"optimizer": optimizer}
         return FeedbackTask(
-            self.aleph, self.render, k=k, budget=budget, name=f"latent diffusion: {what}",
+            self.aleph,
+            self.render,
+            k=k,
+            budget=budget,
+            name=f"latent diffusion: {what}",
             prompt=f"Which {what} is closest to the one you have in mind?",
-            description=self.describe(), **options,
+            description=self.describe(),
+            **options,
         )

@@ -35,8 +35,9 @@ KL_WEIGHT = 1e-4
 LABEL_DROP = 0.1
 
 
-def train_vae(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, steps: int,
-              batch: int = 64) -> float:
+def train_vae(
+    pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, steps: int, batch: int = 64
+) -> float:
     """Fit the autoencoder; returns the final reconstruction MSE on the training images (in [-1, 1] units)."""
     vae = pipeline.vae.train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=2e-3)
@@ -59,8 +60,13 @@ def train_vae(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, step
     return mse
 
 
-def train_unet(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, labels: torch.Tensor,
-               steps: int, batch: int = 128) -> float:
+def train_unet(
+    pipeline: DigitLatentDiffusionPipeline,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    batch: int = 128,
+) -> float:
     """Noise-prediction training in latent space; returns the mean loss of the last 100 steps."""
     with torch.no_grad():
         posterior = pipeline.vae.encode(images).latent_dist
@@ -88,15 +94,21 @@ def train_unet(pipeline: DigitLatentDiffusionPipeline, images: torch.Tensor, lab
     return sum(recent) / len(recent)
 
 
-def sample_accuracy(pipeline: DigitLatentDiffusionPipeline, judge: torch.nn.Module, per_class: int = 20,
-                    guidance_scale: float = 2.0, steps: int = 10) -> float:
+def sample_accuracy(
+    pipeline: DigitLatentDiffusionPipeline,
+    judge: torch.nn.Module,
+    per_class: int = 20,
+    guidance_scale: float = 2.0,
+    steps: int = 10,
+) -> float:
     """How often the judge recognises the requested class in generated samples (a quality check)."""
     generator = torch.Generator().manual_seed(1)
     hits = []
     for label in range(10):
         latents = torch.randn((per_class, *pipeline.latent_shape), generator=generator)
-        images = to_tensor(pipeline(latents, class_label=label, guidance_scale=guidance_scale,
-                                    num_inference_steps=steps))
+        images = to_tensor(
+            pipeline(latents, class_label=label, guidance_scale=guidance_scale, num_inference_steps=steps)
+        )
         hits.append(accuracy(judge, images, torch.full((per_class,), label)))
     return sum(hits) / len(hits)
 
@@ -120,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"unet: final noise-prediction loss {unet_loss:.4f}")
     judge = train_judge(digits.train_images, digits.train_labels, seed=args.seed, epochs=args.judge_epochs)
     judge_accuracy = accuracy(judge, digits.held_images, digits.held_labels)
-    heldout_judge = train_judge(digits.train_images, digits.train_labels, seed=args.seed + 1,
-                                epochs=args.judge_epochs)
+    heldout_judge = train_judge(
+        digits.train_images, digits.train_labels, seed=args.seed + 1, epochs=args.judge_epochs
+    )
     heldout_accuracy = accuracy(heldout_judge, digits.held_images, digits.held_labels)
     print(f"judges: held-out accuracy {judge_accuracy:.3f} (user's), {heldout_accuracy:.3f} (referee)")
     training_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
@@ -132,11 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(judge.state_dict(), args.out / "judge.pt")
     torch.save(heldout_judge.state_dict(), args.out / "judge_heldout.pt")
     figures = {
-        "vae_reconstruction_mse": round(vae_mse, 5), "unet_loss": round(unet_loss, 5),
-        "judge_accuracy": round(judge_accuracy, 4), "referee_judge_accuracy": round(heldout_accuracy, 4),
-        "sample_class_accuracy": round(samples, 4), "training_wall_seconds": round(training_seconds, 1),
-        "training_cpu_seconds": round(cpu_seconds, 1), "threads": 1, "vae_steps": args.vae_steps,
-        "unet_steps": args.unet_steps, "judge_epochs": args.judge_epochs, "seed": args.seed,
+        "vae_reconstruction_mse": round(vae_mse, 5),
+        "unet_loss": round(unet_loss, 5),
+        "judge_accuracy": round(judge_accuracy, 4),
+        "referee_judge_accuracy": round(heldout_accuracy, 4),
+        "sample_class_accuracy": round(samples, 4),
+        "training_wall_seconds": round(training_seconds, 1),
+        "training_cpu_seconds": round(cpu_seconds, 1),
+        "threads": 1,
+        "vae_steps": args.vae_steps,
+        "unet_steps": args.unet_steps,
+        "judge_epochs": args.judge_epochs,
+        "seed": args.seed,
     }
     (args.out / "training.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"trained in {training_seconds:.0f} s wall, {cpu_seconds:.0f} s CPU; saved to {args.out}")

@@ -39,8 +39,11 @@ class TargetUser:
     def __init__(self, judge: Judge, target: np.ndarray, typical: np.ndarray | None = None) -> None:
         self.judge = judge
         with torch.no_grad():
-            self._centre = (judge.features(_as_batch(typical)).mean(dim=0) if typical is not None
-                            else torch.zeros(judge.head.in_features))
+            self._centre = (
+                judge.features(_as_batch(typical)).mean(dim=0)
+                if typical is not None
+                else torch.zeros(judge.head.in_features)
+            )
             self._target = self._direction(_as_batch(target))[0]
 
     def _direction(self, batch: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,22 @@ RATE = 16_000
 ESPEAK_RATE = 22_050
 #: Voice variants searched by index ("" is the plain voice). Index order is arbitrary.
 VARIANTS: tuple[str, ...] = (
-    "", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
 )
 BASE_VOICE = "en-us"
 
@@ -89,8 +104,19 @@ def _synthesize(text: str, key: tuple[int, int, int, int]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="afterlearner-espeak-") as directory:
         path = Path(directory) / "speech.wav"
         command = [
-            espeak_path(), "-w", str(path), "-v", voice_name(variant),
-            "-s", str(speed), "-p", str(pitch), "-g", str(word_gap), "--", text,
+            espeak_path(),
+            "-w",
+            str(path),
+            "-v",
+            voice_name(variant),
+            "-s",
+            str(speed),
+            "-p",
+            str(pitch),
+            "-g",
+            str(word_gap),
+            "--",
+            text,
         ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0 or not path.exists():
