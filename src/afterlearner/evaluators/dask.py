@@ -11,10 +11,11 @@ directly, client to worker. Ordinary Dask tasks go through the scheduler, whose 
 add about 20 ms to every round trip (measured here: 5.6 ms per no-op task in populations of 4 on
 2 workers, against 1.7 ms per actor call), which is as much as a whole evaluation of a fast loss.
 
-A call that raises, is lost with its worker, or exceeds ``timeout`` is one failed evaluation; the
-run goes on with the other workers, and a worker restarted by its nanny gets a new actor. Dask
-cannot interrupt a running Python call: a hung call keeps its worker thread busy until it returns,
-and the other threads take the work.
+A loss that raises, or a call that exceeds ``timeout``, is one failed evaluation; the run goes on
+with the other workers. Calls lost with a worker are sent again, each alone on a worker, and only
+a call lost alone is failed: a candidate that kills its worker costs one evaluation. A worker
+restarted by its nanny gets a new actor. Dask cannot interrupt a running Python call: a hung call
+keeps its worker thread busy until it returns, and the other threads take the work.
 """
 
 from __future__ import annotations
@@ -284,7 +285,8 @@ class DaskEvaluator:
             for call, sent in list(running.items()):
                 if self.timeout is not None and now - sent.started > self.timeout:
                     del running[call]
-                    self._stuck[call] = sent.slot
+                    self._stuck[call] = sent.slot  # its thread stays busy until the call returns
+                    sent.slot.alone = False
                     yield (
                         sent.position,
                         Outcome(None, f"timed out after {self.timeout:g} s", now - sent.started),
