@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import afterlearner as al
-from afterlearner.errors import ConfigError
+from afterlearner.errors import ConfigError, StoreError
 
 
 def _bits(model: torch.nn.Module) -> list[bytes]:
@@ -218,3 +218,30 @@ def test_result_bound_uses_the_optimizer_class(tiny_net, quadratic_loss) -> None
     assert ngopt.bound() is None
     with pytest.raises(ConfigError, match="needs n"):
         al.retrofit(aleph, quadratic_loss, budget=5, progress=False).bound()
+
+
+class _Recording:
+    """An evaluator that only records whether retrofit closed it."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def evaluate(self, vectors):
+        raise AssertionError("no candidate may be evaluated")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_given_evaluator_is_closed_when_settings_or_store_are_refused(tiny_net, tmp_path) -> None:
+    aleph = al.Aleph(tiny_net).add("fc.bias")
+    evaluator = _Recording()
+    with pytest.raises(ConfigError, match="budget must be"):
+        al.retrofit(aleph, lambda m: 0.0, budget=0, evaluator=evaluator, progress=False)
+    assert evaluator.closed == 1  # e.g. worker processes or a Dask cluster are not left running
+    store = tmp_path / "run.sqlite"
+    al.retrofit(aleph, lambda m: 0.0, budget=2, seed=1, store=store, progress=False)
+    evaluator = _Recording()
+    with pytest.raises(StoreError, match="other settings"):
+        al.retrofit(aleph, lambda m: 0.0, budget=2, seed=2, store=store, evaluator=evaluator, progress=False)
+    assert evaluator.closed == 1

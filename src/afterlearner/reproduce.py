@@ -104,23 +104,20 @@ def run_experiment(
         evaluator = ProcessEvaluator(
             f"{module.__file__}:make_task", processes, aleph=task.aleph, kwargs={"reduced": reduced}
         )
-    try:
-        result = retrofit(
-            task.aleph,
-            task.loss,
-            budget=budget,
-            optimizer=module.DEFAULT_OPTIMIZER,
-            workers=workers,
-            seed=seed,
-            test_loss=task.test_loss,
-            n=task.n,
-            progress=progress,
-            name=task.name or name,
-            evaluator=evaluator,
-        )
-    finally:
-        if evaluator is not None:
-            evaluator.close()
+    # retrofit closes the evaluator (the worker processes), whatever happens
+    result = retrofit(
+        task.aleph,
+        task.loss,
+        budget=budget,
+        optimizer=module.DEFAULT_OPTIMIZER,
+        workers=workers,
+        seed=seed,
+        test_loss=task.test_loss,
+        n=task.n,
+        progress=progress,
+        name=task.name or name,
+        evaluator=evaluator,
+    )
     extra_after = extra_metrics(task) if extra_metrics else {}
     metric = getattr(module, "METRIC", "ℵ-loss")
     plot_path = out / PLOTS_DIR / f"{name}.png"

@@ -167,20 +167,24 @@ def retrofit(
     kept. ``store`` journals everything to an SQLite file and resumes from it. ``test_loss`` is
     evaluated on the trained and on the final model only. ``n`` (the ℵ-dataset size) lets the
     result compute its bound without being told. ``evaluator`` replaces in-process evaluation
-    (parallel, batched, distributed); by default each candidate is written into ``aleph.model``
-    and ``loss(aleph.model)`` is called under ``torch.no_grad()``.
+    (parallel, batched, distributed); retrofit closes it when it returns or raises. By default each
+    candidate is written into ``aleph.model`` and ``loss(aleph.model)`` is called under
+    ``torch.no_grad()``.
     """
-    _check_settings(aleph, loss, budget, workers, runs, seed, max_failures)
-    info = optimizer_registry.get(optimizer)
     opened = store is not None and not isinstance(store, Store)
-    journal = Store.open(store) if opened else store  # type: ignore[arg-type]
-    if journal is not None:
-        try:
+    journal = None
+    try:  # a given evaluator is retrofit's to close from here on, even if the settings are refused
+        _check_settings(aleph, loss, budget, workers, runs, seed, max_failures)
+        info = optimizer_registry.get(optimizer)
+        journal = Store.open(store) if opened else store  # type: ignore[arg-type]
+        if journal is not None:
             journal.bind(settings_of(aleph, info.name, budget, workers, runs, seed, task=name, n=n))
-        except BaseException:
-            if opened:
-                journal.close()
-            raise
+    except BaseException:
+        if evaluator is not None:
+            evaluator.close()
+        if opened and journal is not None:
+            journal.close()
+        raise
     evaluator = evaluator or default_evaluator(aleph, loss, workers)
     loop = _Loop(aleph, info, budget, workers, max_failures, evaluator, journal, progress)
     started = time.perf_counter()
