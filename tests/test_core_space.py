@@ -122,6 +122,43 @@ def test_labels_name_every_scalar(tiny_net) -> None:
     assert aleph.labels() == ["fc.bias[0]", "fc.bias[1]", "fc.bias[2]", "fc.bias[3]", "fc.weight"]
 
 
+def test_labels_say_which_element_row_or_column() -> None:
+    layer = _model(0)
+    aleph = al.Aleph(layer).add("weight", mode="scale", per="row")
+    assert aleph.labels() == ["weight[0,:]", "weight[1,:]", "weight[2,:]"]
+    aleph = al.Aleph(layer).add("weight", mode="offset", per="column")
+    assert aleph.labels()[:2] == ["weight[:,0]", "weight[:,1]"]
+    aleph = al.Aleph(layer).add("weight")
+    assert aleph.labels()[:6] == [
+        "weight[0,0]",
+        "weight[0,1]",
+        "weight[0,2]",
+        "weight[0,3]",
+        "weight[0,4]",
+        "weight[1,0]",
+    ]
+    assert len(aleph.labels()) == len(aleph)
+
+
+@pytest.mark.parametrize(("mode", "per"), MODES)
+def test_values_and_tensors_equal_what_write_puts_in_the_model(mode: str, per: str) -> None:
+    layer = _model(1)
+    aleph = al.Aleph(layer).add("weight", mode=mode, per=per)
+    owner = SimpleNamespace(temperature=2.0)
+    aleph.hyper(owner, "temperature", low=0.5, high=4.0, name="temperature")
+    vector = aleph.identity() + np.random.default_rng(0).normal(size=len(aleph)) * 0.1
+    before = _bits(layer.weight)
+    values, tensors = aleph.values(vector), aleph.tensors(vector)
+    assert _bits(layer.weight) == before  # values() and tensors() leave the model alone
+    aleph.write(vector)
+    assert _bits(tensors["weight"]) == _bits(layer.weight)
+    assert values["weight"].tobytes() == _bits(layer.weight)
+    assert values["temperature"] == owner.temperature
+    assert set(tensors) == {"weight"}
+    aleph.restore()
+    assert _bits(aleph.tensors(aleph.identity())["weight"]) == before
+
+
 # -- bad input: clear errors before any evaluation --------------------------------------------------
 def test_unknown_name_suggests_close_names(tiny_net) -> None:
     with pytest.raises(SpaceError, match="matches no parameter.*fc.bias"):

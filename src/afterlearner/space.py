@@ -118,16 +118,29 @@ class TensorEntry:
     def to_value(self, flat: np.ndarray) -> np.ndarray:
         return np.asarray(flat, dtype=float).reshape(self.shape if self.shape else (1,))
 
-    def write(self, flat: np.ndarray) -> None:
-        is_identity = not flat.any() if self.mode == "offset" else bool((flat == 1.0).all())
+    def is_identity(self, flat: np.ndarray) -> bool:
+        return not flat.any() if self.mode == "offset" else bool((flat == 1.0).all())
+
+    def retrofitted(self, flat: np.ndarray) -> torch.Tensor:
+        """The tensor's value for this candidate chunk (a new tensor; the model is not touched).
+
+        Exactly what :meth:`write` puts into the model, bit for bit: the trained tensor itself for
+        the identity, else the trained values shifted or scaled.
+        """
+        if self.is_identity(flat):
+            return self.original.clone()
+        values = torch.as_tensor(flat, dtype=self.original.dtype, device=self.original.device)
+        if self._needs_view:
+            values = values.view(self._view)
         with torch.no_grad():
-            if is_identity:
+            return self.original + values if self.mode == "offset" else self.original * values
+
+    def write(self, flat: np.ndarray) -> None:
+        with torch.no_grad():
+            if self.is_identity(flat):
                 self.tensor.copy_(self.original)  # bit for bit, -0.0 included
                 return
-            values = torch.as_tensor(flat, dtype=self.original.dtype, device=self.original.device)
-            if self._needs_view:
-                values = values.view(self._view)
-            self.tensor.copy_(self.original + values if self.mode == "offset" else self.original * values)
+            self.tensor.copy_(self.retrofitted(flat))
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -420,12 +433,32 @@ class Aleph:
         return [entry.signature() for entry in self.entries]
 
     def labels(self) -> list[str]:
-        """One label per scalar, e.g. ``fc.bias[3]``."""
-        return [
-            entry.name if entry.size == 1 else f"{entry.name}[{i}]"
-            for entry in self.entries
-            for i in range(entry.size)
-        ]
+        """One readable label per scalar, e.g. ``fc.bias[3]`` (see :func:`labels_of`)."""
+        return labels_of(self.signature())
+
+    def values(self, vector: np.ndarray) -> dict[str, np.ndarray | float | int]:
+        """Each entry's retrofitted value for a candidate, by entry name; the model is not touched.
+
+        A tensor entry gives the whole retrofitted tensor (offsets added, factors applied) as an
+        ndarray; a hyperparameter gives the value that would be set (an int for integer ones).
+        """
+        vector = self._checked(vector)
+        values: dict[str, np.ndarray | float | int] = {}
+        for entry, chunk in zip(self.entries, self._split(vector), strict=True):
+            if isinstance(entry, TensorEntry):
+                values[entry.name] = entry.retrofitted(chunk).detach().cpu().numpy()
+            else:
+                values[entry.name] = entry.to_value(chunk)
+        return values
+
+    def tensors(self, vector: np.ndarray) -> dict[str, torch.Tensor]:
+        """The retrofitted tensors of a candidate, keyed by the model's own parameter/buffer names."""
+        vector = self._checked(vector)
+        return {
+            entry.name: entry.retrofitted(chunk)
+            for entry, chunk in zip(self.entries, self._split(vector), strict=True)
+            if isinstance(entry, TensorEntry)
+        }
 
     def _split(self, vector: np.ndarray) -> list[np.ndarray]:
         chunks, start = [], 0
@@ -455,3 +488,29 @@ def _check_range(label: str, low: float | None, high: float | None, log: bool) -
         raise SpaceError(f"{label}: log=True needs both low and high")
     if log and low is not None and low <= 0:
         raise SpaceError(f"{label}: a log-scale range must be positive, got low={low}")
+
+
+def labels_of(signature: list[dict[str, Any]]) -> list[str]:
+    """One readable label per ℵ-scalar, from a space's signature alone (a store has no model).
+
+    ``fc.bias[3]`` (an element), ``fc.weight[2,5]`` (an element of a matrix), ``fc.weight[3,:]``
+    (the factor or offset of row 3), ``fc.weight[:,3]`` (column 3), ``fc.weight`` (one scalar for
+    the whole tensor), and the hyperparameter's name.
+    """
+    labels: list[str] = []
+    for entry in signature:
+        name, size = entry["name"], int(entry["size"])
+        if entry.get("kind") != "tensor" or entry.get("per") == "tensor":
+            labels.extend([name] if size == 1 else [f"{name}[{i}]" for i in range(size)])
+            continue
+        shape, per = list(entry["shape"]), entry.get("per")
+        rest = len(shape) - 1
+        if per == "row":
+            labels.extend(f"{name}[{i}{',:' * rest}]" for i in range(size))
+        elif per == "column":
+            labels.extend(f"{name}[:,{i}{',:' * (rest - 1)}]" for i in range(size))
+        elif len(shape) <= 1:
+            labels.extend(name if not shape else f"{name}[{i}]" for i in range(size))
+        else:
+            labels.extend(f"{name}[{','.join(map(str, index))}]" for index in np.ndindex(*shape))
+    return labels

@@ -62,6 +62,15 @@ class Evaluation:
         return self.status == "ok"
 
 
+def best_evaluation(evaluations: list[Evaluation]) -> Evaluation | None:
+    """The best successful evaluation (lowest loss; ties go to the latest, Nevergrad's rule)."""
+    best = None
+    for evaluation in evaluations:
+        if evaluation.ok and (best is None or evaluation.loss <= best.loss):  # type: ignore[operator]
+            best = evaluation
+    return best
+
+
 def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f8").tobytes()
 
