@@ -19,7 +19,9 @@ from afterlearner.errors import (
     TooManyFailures,
 )
 from afterlearner.losses import DatasetLoss
-from afterlearner.retrofit import RetrofitResult, retrofit
+from afterlearner.result import RetrofitResult
+from afterlearner.retrofit import retrofit
+from afterlearner.retrofitter import Candidate, Retrofitter, RunState
 from afterlearner.space import Aleph
 from afterlearner.store import Store
 from afterlearner.task import Task, load_task
@@ -29,9 +31,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AfterlearnerError",
     "Aleph",
+    "Candidate",
     "ConfigError",
     "DatasetLoss",
     "RetrofitResult",
+    "Retrofitter",
+    "RunState",
     "SpaceError",
     "Store",
     "StoreError",

@@ -44,6 +44,12 @@ class RunProgress:
             text = "-" if best is None else f"{best:.6g}"
             self._progress.update(self._task, advance=steps, best=text)
 
+    def update(self, completed: int, best: float | None) -> None:
+        """Show ``completed`` steps done and the best loss so far (replayed steps included)."""
+        if self._progress is not None and self._task is not None:
+            text = "-" if best is None else f"{best:.6g}"
+            self._progress.update(self._task, completed=completed, best=text)
+
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from afterlearner import optimizers
 from afterlearner.bound import bound_from_log_outcomes
-from afterlearner.retrofit import RetrofitResult
+from afterlearner.result import RetrofitResult
 from afterlearner.store import Store
 
 

@@ -42,7 +42,15 @@ CREATE TABLE IF NOT EXISTS evaluations (
     status TEXT NOT NULL, error TEXT, wall_time REAL NOT NULL, finished REAL NOT NULL,
     PRIMARY KEY (run_index, idx)
 );
+CREATE TABLE IF NOT EXISTS asked (
+    run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, asked REAL NOT NULL,
+    PRIMARY KEY (run_index, idx)
+);
 """
+
+#: Columns added to a table after version 1 was first written: (table, column, declaration).
+#: A writable open adds the missing ones; readers treat a missing one as NULL.
+ADDED_COLUMNS = (("runs", "wall_time", "REAL"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +142,10 @@ class Store:
                 self.connection.executescript(SCHEMA)
                 self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (VERSION,))
+                for table, column, declaration in ADDED_COLUMNS:
+                    columns = {row[1] for row in self.connection.execute(f"PRAGMA table_info({table})")}
+                    if column not in columns:
+                        self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self.connection.close()
@@ -186,8 +198,32 @@ class Store:
             )
             db.execute("UPDATE runs SET status = 'running' WHERE run_index = ?", (run_index,))
 
-    def record(self, evaluation: Evaluation) -> None:
+    def ask(self, run_index: int, idx: int, vector: np.ndarray) -> None:
+        """Record a candidate handed out for evaluation elsewhere (ask/tell), until its loss is told."""
         with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO asked VALUES (?, ?, ?, ?)",
+                (run_index, idx, _blob(vector), time.time()),
+            )
+
+    def asked(self, run_index: int) -> dict[int, np.ndarray]:
+        """The candidates of a run handed out and not yet told, by index (empty for an old store)."""
+        try:
+            rows = self.connection.execute(
+                "SELECT idx, vector FROM asked WHERE run_index = ? ORDER BY idx", (run_index,)
+            ).fetchall()
+        except sqlite3.OperationalError:  # a store written before ask/tell, opened read-only
+            return {}
+        return {idx: _unblob(blob) for idx, blob in rows}  # type: ignore[misc]
+
+    def record(self, evaluation: Evaluation, told: bool = False) -> None:
+        """Commit one evaluation (``told``: and remove it from the asked candidates, atomically)."""
+        with self._write() as db:
+            if told:
+                db.execute(
+                    "DELETE FROM asked WHERE run_index = ? AND idx = ?",
+                    (evaluation.run_index, evaluation.idx),
+                )
             db.execute(
                 "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -203,7 +239,7 @@ class Store:
             )
 
     def finish_run(self, run_index: int, status: str, **fields: Any) -> None:
-        allowed = {"initial_loss", "best_loss", "best_vector", "test_initial", "test_best"}
+        allowed = {"initial_loss", "best_loss", "best_vector", "test_initial", "test_best", "wall_time"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
@@ -234,6 +270,7 @@ class Store:
         rows = [dict(zip(names, row, strict=True)) for row in cursor]
         for row in rows:
             row["best_vector"] = _unblob(row["best_vector"])
+            row.setdefault("wall_time", None)  # a store written before the column, opened read-only
         return rows
 
     def run(self, run_index: int) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from afterlearner.retrofit import RetrofitResult
+from afterlearner.result import RetrofitResult
 from afterlearner.task import Task
 
 TITLE = "ViZDoom defend_the_center: policy head and sampling temperature retrofitted for kills per life"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from afterlearner.retrofit import RetrofitResult
+from afterlearner.result import RetrofitResult
 from afterlearner.task import Task
 
 TITLE = (

@@ -1,0 +1,158 @@
+"""What a retrofit found: the best candidate, the losses before and after, and how to use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from afterlearner import optimizers as optimizer_registry
+from afterlearner.bound import bound_from_log_outcomes
+from afterlearner.errors import ConfigError
+from afterlearner.space import Aleph
+from afterlearner.store import Evaluation
+
+#: The status of a retrofit whose every run spent its budget.
+FINISHED = "finished"
+#: Ctrl-C: the result so far, with the model at the best so far.
+INTERRUPTED = "interrupted"
+#: Prefix of the status of a run stopped early on purpose (time limit, target, a callback).
+STOPPED = "stopped"
+
+
+@dataclass
+class RunOutcome:
+    """One of the ``runs`` independent runs: its evaluations in order and the index of its best."""
+
+    run_index: int
+    seed: int
+    history: list[Evaluation]
+    best_index: int | None
+
+    @property
+    def best(self) -> Evaluation | None:
+        return None if self.best_index is None else self.history[self.best_index]
+
+
+@dataclass
+class RetrofitResult:
+    """What a retrofit found. ``best`` is in searched units (offsets, factors, hyperparameter values).
+
+    ``status`` is ``"finished"``, ``"interrupted"`` (Ctrl-C) or ``"stopped: <reason>"`` (time limit,
+    target reached, a callback); ``already_complete`` says the store held the whole run before this
+    call, so nothing was evaluated again and the figures are the original run's.
+    """
+
+    aleph: Aleph = field(repr=False)
+    optimizer: str
+    budget: int
+    workers: int
+    runs: int
+    seed: int
+    best: np.ndarray
+    initial_loss: float | None
+    best_loss: float | None
+    evaluations: int
+    failures: int
+    interrupted: bool
+    wall_time: float
+    test_initial: float | None = None
+    test_best: float | None = None
+    n: int | None = None
+    history: list[Evaluation] = field(default_factory=list, repr=False)
+    run_outcomes: list[RunOutcome] = field(default_factory=list, repr=False)
+    status: str = FINISHED
+    already_complete: bool = False
+    name: str | None = None
+
+    @property
+    def comparison_based(self) -> bool:
+        return optimizer_registry.get(self.optimizer).comparison_based
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the run stopped early (``"time limit"``, ``"target reached"``, ...), or None."""
+        prefix = STOPPED + ": "
+        return self.status[len(prefix) :] if self.status.startswith(prefix) else None
+
+    def bound(self, n: int | None = None, delta: float = 0.05) -> float | None:
+        """The overfitting bound ε (see :mod:`afterlearner.bound`); None if it does not apply.
+
+        ``n`` is the number of samples in the ℵ-dataset (default: the task's ``n``). None for
+        optimizers that use loss values rather than comparisons.
+        """
+        n = n if n is not None else self.n
+        if n is None:
+            raise ConfigError("the bound needs n, the number of samples in the ℵ-dataset")
+        log_outcomes = optimizer_registry.get(self.optimizer).log_outcomes(self.budget)
+        return None if log_outcomes is None else bound_from_log_outcomes(log_outcomes, n, delta, self.runs)
+
+    def restore(self) -> None:
+        """Put the trained values back into the model, bit for bit."""
+        self.aleph.restore()
+
+    def apply(self) -> None:
+        """Write the best candidate into the model (again)."""
+        self.aleph.write(self.best)
+
+    def losses(self) -> list[float | None]:
+        """ℵ-loss of every evaluation in order (None for failures), all runs concatenated."""
+        return [evaluation.loss for evaluation in self.history]
+
+    def values(self) -> dict[str, np.ndarray | float | int]:
+        """The best candidate's retrofitted value of every ℵ-entry, by name (see :meth:`Aleph.values`)."""
+        return self.aleph.values(self.best)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings of this retrofit, as a store records them."""
+        return {
+            "space": self.aleph.signature(),
+            "optimizer": self.optimizer,
+            "budget": self.budget,
+            "workers": self.workers,
+            "runs": self.runs,
+            "seed": self.seed,
+            "task": self.name,
+            "n": self.n,
+        }
+
+    def dataframe(self) -> Any:
+        """One row per evaluation (run, index, status, loss, best so far, ..., one column per ℵ-scalar).
+
+        Needs pandas; the same table as ``afterlearner show STORE --csv``.
+        """
+        from afterlearner import history
+
+        return history.dataframe(self.settings(), self.history)
+
+    def save(self, path: str | Path, delta: float = 0.05) -> Path:
+        """Write the retrofit as a safetensors patch that loads without afterlearner.
+
+        ``model.load_state_dict(safetensors.torch.load_file(path), strict=False)`` on a freshly
+        built trained model gives the retrofitted model; the file's metadata holds the
+        hyperparameter values, the settings, the losses and the bound (see :mod:`afterlearner.patch`).
+        """
+        from afterlearner.patch import save_patch
+
+        return save_patch(
+            self.aleph,
+            self.best,
+            path,
+            settings=self.settings(),
+            losses={
+                "initial_loss": self.initial_loss,
+                "best_loss": self.best_loss,
+                "test_initial": self.test_initial,
+                "test_best": self.test_best,
+            },
+            bound=self._bound_metadata(delta),
+        )
+
+    def _bound_metadata(self, delta: float) -> dict[str, Any]:
+        if self.n is None:
+            return {"epsilon": None, "n": None, "delta": delta, "reason": "n (the ℵ-dataset size) unknown"}
+        epsilon = self.bound(delta=delta)
+        reason = None if epsilon is not None else f"{self.optimizer} is not comparison-based"
+        return {"epsilon": epsilon, "n": self.n, "delta": delta, "reason": reason}

@@ -1,0 +1,659 @@
+"""The ask/tell engine of a retrofit, for evaluations done anywhere: here, another process, a person.
+
+::
+
+    r = al.Retrofitter(aleph, budget=100, optimizer="OnePlusOne", seed=0, store="run.sqlite")
+    while (candidate := r.ask()) is not None:
+        r.tell(candidate, my_loss(candidate.values()))   # or candidate.apply(); loss(model)
+    result = r.result(test_loss=test_loss)               # the model now holds the best candidate
+
+:func:`afterlearner.retrofit` is this engine driven by an evaluator. The rules:
+
+* Candidates come in batches of λ (``workers``), asked from the optimizer together and told to it
+  in ask order once the whole batch is evaluated, so the result depends on the seed and λ only,
+  never on the order in which losses arrive. ``ask()`` hands out the batch's candidates one by one;
+  asking more than λ before telling is an error.
+* The first candidate of every run is the trained model itself.
+* With a ``store`` every evaluation is committed as it is told, and every candidate handed out by
+  ``ask()`` is committed before it is returned. A new Retrofitter on the same store replays the
+  journal into a freshly seeded optimizer (checking every re-asked candidate bit for bit), hands
+  out again the candidates that were asked and never told (``pending()``), and accepts a ``tell``
+  for them: a process killed between ask and tell resumes to the same result.
+* A loss that is not a finite number (NaN, inf, an exception passed to ``tell``) is a failed
+  evaluation: journaled with its reason, never the best, told to the optimizer as worse than every
+  loss seen; ``max_failures`` failures in a row raise :class:`TooManyFailures`.
+* It is anytime: ``result()`` at any point gives the best so far. ``time_limit`` (seconds of this
+  call), ``target`` (stop once the ℵ-loss reaches it) and callbacks (``state.stop()``) stop it early,
+  marked ``"stopped: <reason>"`` in the store; a later Retrofitter on the same store with a larger
+  limit, or none, continues to the full budget with the result an uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from afterlearner import optimizers as optimizer_registry
+from afterlearner.errors import ConfigError, StoreError, TooManyFailures
+from afterlearner.evaluators.base import Outcome, as_loss
+from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
+from afterlearner.space import Aleph
+from afterlearner.store import Evaluation, Store, best_evaluation
+
+#: Default number of consecutive failed evaluations after which a run stops with an error.
+MAX_CONSECUTIVE_FAILURES = 20
+#: The status of a retrofit still under way.
+RUNNING = "running"
+
+Loss = Callable[[Any], object]
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A candidate to evaluate: its run, its index in the run, its vector (searched units)."""
+
+    run: int
+    index: int
+    vector: np.ndarray
+    aleph: Aleph = field(repr=False)
+
+    def values(self) -> dict[str, np.ndarray | float | int]:
+        """Each ℵ-entry's value for this candidate, by name (the model is not touched)."""
+        return self.aleph.values(self.vector)
+
+    def apply(self) -> None:
+        """Write this candidate into the model (``result()`` later writes the best one)."""
+        self.aleph.write(self.vector)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a callback sees after each evaluation journaled by this call. ``stop()`` ends the run."""
+
+    run_index: int
+    evaluations: int
+    budget: int
+    initial_loss: float | None
+    best_loss: float | None
+    failures: int
+    elapsed: float
+    retrofitter: Retrofitter = field(repr=False)
+
+    def stop(self, reason: str = "callback") -> None:
+        """Stop the retrofit after this evaluation, marked ``"stopped: <reason>"``."""
+        self.retrofitter.stop(reason)
+
+
+Callback = Callable[[Evaluation, RunState], object]
+
+
+@dataclass
+class _Slot:
+    """One candidate of the current batch."""
+
+    parameter: Any  # the optimizer's own candidate object, told back in ask order
+    index: int
+    vector: np.ndarray
+    evaluation: Evaluation | None = None
+    out: bool = False  # handed out by ask() in this process
+    asked_before: bool = False  # handed out by an earlier process and never told (journal)
+    asked_at: float = 0.0
+
+
+@dataclass
+class _Run:
+    """One of the ``runs`` runs: its optimizer, what the journal holds of it, its current batch."""
+
+    outcome: RunOutcome
+    optimizer: Any
+    journaled: dict[int, Evaluation]
+    asked: dict[int, np.ndarray]
+    prior_wall: float
+    resumed_at: float
+    status: str = RUNNING
+    batch: list[_Slot] = field(default_factory=list)
+    worst: float = -math.inf
+    failures_in_a_row: int = 0
+    failures: int = 0
+    best_loss: float | None = None
+    new_evaluations: int = 0
+
+    @property
+    def index(self) -> int:
+        return self.outcome.run_index
+
+    @property
+    def told(self) -> int:
+        return len(self.outcome.history)
+
+    def evaluated(self) -> list[Evaluation]:
+        """Every evaluation of the run so far, in index order (the told ones, then the current batch's)."""
+        return self.outcome.history + [slot.evaluation for slot in self.batch if slot.evaluation is not None]
+
+    def best(self) -> Evaluation | None:
+        return best_evaluation(self.evaluated())
+
+
+def derive_seed(seed: int, run_index: int) -> int:
+    """The seed of one run: independent streams per run, reproducible from the user's seed."""
+    return int(np.random.SeedSequence([seed, run_index]).generate_state(1)[0])
+
+
+def settings_of(
+    aleph: Aleph, optimizer: str, budget: int, workers: int, runs: int, seed: int, **extra: Any
+) -> dict:
+    """The settings a store is bound to (see :data:`afterlearner.store.IDENTITY_KEYS`)."""
+    return {
+        "space": aleph.signature(),
+        "optimizer": optimizer,
+        "budget": int(budget),
+        "workers": int(workers),
+        "runs": int(runs),
+        "seed": int(seed),
+        **extra,
+    }
+
+
+def check_positive_int(label: str, value: Any, minimum: int = 1) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer ≥ ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{label} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_settings(
+    aleph: Aleph,
+    budget: int,
+    workers: int,
+    runs: int,
+    seed: int,
+    max_failures: int,
+    time_limit: float | None,
+    target: float | None,
+    callbacks: Sequence[Callback],
+) -> None:
+    if not isinstance(aleph, Aleph):
+        raise ConfigError(f"retrofit needs an afterlearner.Aleph, got {type(aleph).__name__}")
+    aleph.check()
+    for label, value in (
+        ("budget", budget),
+        ("workers", workers),
+        ("runs", runs),
+        ("max_failures", max_failures),
+    ):
+        check_positive_int(label, value)
+    check_positive_int("seed", seed, minimum=0)
+    if time_limit is not None and not (_is_real(time_limit) and time_limit > 0 and math.isfinite(time_limit)):
+        raise ConfigError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if target is not None and not (_is_real(target) and math.isfinite(target)):
+        raise ConfigError(f"target must be a finite number (an ℵ-loss), got {target!r}")
+    for callback in callbacks:
+        if not callable(callback):
+            raise ConfigError(f"callbacks must be callables fn(evaluation, state), got {callback!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+class Retrofitter:
+    """Ask candidates, tell their ℵ-losses; journaled, resumable and anytime (see the module doc)."""
+
+    def __init__(
+        self,
+        aleph: Aleph,
+        budget: int = 200,
+        optimizer: str = optimizer_registry.DEFAULT_OPTIMIZER,
+        workers: int = 1,
+        runs: int = 1,
+        seed: int = 0,
+        store: str | Path | Store | None = None,
+        *,
+        n: int | None = None,
+        name: str | None = None,
+        max_failures: int = MAX_CONSECUTIVE_FAILURES,
+        time_limit: float | None = None,
+        target: float | None = None,
+        callbacks: Sequence[Callback] = (),
+        journal_asks: bool = True,
+    ) -> None:
+        callbacks = list(callbacks)
+        _check_settings(aleph, budget, workers, runs, seed, max_failures, time_limit, target, callbacks)
+        self.info = optimizer_registry.get(optimizer)
+        self.aleph, self.budget, self.workers, self.runs, self.seed = aleph, budget, workers, runs, seed
+        self.n, self.name, self.max_failures = n, name, max_failures
+        self.time_limit, self.target, self.callbacks = time_limit, target, callbacks
+        self.journal_asks = journal_asks
+        self._owns_store = store is not None and not isinstance(store, Store)
+        self.journal: Store | None = Store.open(store) if self._owns_store else store  # type: ignore[arg-type]
+        try:
+            if self.journal is not None:
+                self.journal.bind(
+                    settings_of(aleph, self.info.name, budget, workers, runs, seed, task=name, n=n)
+                )
+            self._journal_rows = (
+                {row["run_index"]: row for row in self.journal.runs()} if self.journal else {}
+            )
+        except BaseException:
+            self.close()
+            raise
+        self.already_complete = len(self._journal_rows) == runs and all(
+            row["status"] == FINISHED and row["evaluations"] >= budget for row in self._journal_rows.values()
+        )
+        self._started = time.perf_counter()
+        self._runs: list[_Run] = []
+        self._status = RUNNING
+
+    # -- asking and telling -------------------------------------------------------------------------
+    def ask(self) -> Candidate | None:
+        """The next candidate to evaluate; None when the retrofit is done (budget spent or stopped).
+
+        Candidates asked before a restart and never told are handed out again first. Raises
+        :class:`ConfigError` when all λ candidates of the batch are out and none was told yet.
+        """
+        run = self._ready()
+        if run is None:
+            return None
+        slot = next((s for s in run.batch if s.evaluation is None and not s.out), None)
+        if slot is None:
+            raise ConfigError(
+                f"all {len(run.batch)} candidates of this batch (λ={self.workers}) are being evaluated: "
+                "tell at least one of them before asking again"
+            )
+        return self._hand_out(run, slot)
+
+    def ask_batch(self) -> list[Candidate]:
+        """Every candidate of the current batch not yet handed out (up to λ); empty when done."""
+        run = self._ready()
+        if run is None:
+            return []
+        return [self._hand_out(run, slot) for slot in run.batch if slot.evaluation is None and not slot.out]
+
+    def pending(self) -> list[Candidate]:
+        """Candidates handed out (in this process or, per the journal, an earlier one) and not told."""
+        run = self._current()
+        if run is None:
+            return []
+        return [
+            self._candidate(run, slot)
+            for slot in run.batch
+            if slot.evaluation is None and (slot.out or slot.asked_before)
+        ]
+
+    def tell(self, candidate: Candidate | int, loss: object) -> Evaluation:
+        """Report the ℵ-loss of a candidate (a ``Candidate`` or its index in the current run).
+
+        ``loss`` is a number, or an exception (the evaluation failed), or an evaluator ``Outcome``.
+        A loss that is not a finite number is a failed evaluation. Returns the journaled evaluation.
+        """
+        run = self._current()
+        index = candidate.index if isinstance(candidate, Candidate) else candidate
+        if run is None:
+            raise ConfigError("nothing was asked yet: call ask() first")
+        if isinstance(candidate, Candidate) and candidate.run != run.index:
+            raise ConfigError(
+                f"candidate {index} belongs to run {candidate.run}; the current run is {run.index}"
+            )
+        slot = next((s for s in run.batch if s.index == index), None)
+        if slot is None:
+            if isinstance(index, (int, np.integer)) and 0 <= index < run.told:
+                raise ConfigError(f"candidate {index} of run {run.index} was already told")
+            raise ConfigError(f"candidate {index!r} of run {run.index} was not asked")
+        if slot.evaluation is not None:
+            raise ConfigError(f"candidate {index} of run {run.index} was already told")
+        if isinstance(candidate, Candidate) and not np.array_equal(candidate.vector, slot.vector):
+            raise ConfigError(
+                f"candidate {index} has another vector than the one asked (another retrofitter's?)"
+            )
+        outcome = _as_outcome(loss, time.perf_counter() - slot.asked_at)
+        evaluation = Evaluation(
+            run.index,
+            slot.index,
+            slot.vector,
+            outcome.loss,
+            "ok" if outcome.ok else "failed",
+            outcome.error,
+            outcome.wall_time,
+        )
+        if self.journal is not None:
+            self.journal.record(evaluation, told=self.journal_asks)
+        slot.evaluation = evaluation
+        run.new_evaluations += 1
+        self._observe(run, evaluation)
+        if self.callbacks:
+            self._call_back(run, evaluation)
+        self._check_time()
+        if self._status == RUNNING and all(s.evaluation is not None for s in run.batch):
+            self._flush(run)
+            self._ready()
+        return evaluation
+
+    # -- state ------------------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """``"running"``, ``"finished"``, ``"interrupted"`` or ``"stopped: <reason>"``."""
+        return self._status
+
+    @property
+    def done(self) -> bool:
+        return self._status != RUNNING
+
+    @property
+    def evaluations(self) -> int:
+        """Evaluations of every run so far (replayed from the journal included)."""
+        return sum(len(run.evaluated()) for run in self._runs)
+
+    @property
+    def best_loss(self) -> float | None:
+        losses = [run.best_loss for run in self._runs if run.best_loss is not None]
+        return min(losses) if losses else None
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def stop(self, reason: str) -> None:
+        """Stop now, marked ``"stopped: <reason>"``; the best so far stays the result."""
+        if self._status == RUNNING:
+            self._status = f"{STOPPED}: {reason}"
+            self._mark_current(self._status)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: mark the current run interrupted (the result so far stays available)."""
+        if self._status == RUNNING:
+            self._status = INTERRUPTED
+            self._mark_current(INTERRUPTED)
+
+    def fail(self) -> None:
+        """An error escaped the evaluation: mark the current run failed in the journal."""
+        self._mark_current("failed")
+
+    def result(self, test_loss: Loss | None = None) -> RetrofitResult:
+        """The best candidate so far, written into the model, with its figures.
+
+        ``test_loss`` (the held-out loss) is evaluated on the trained and on the returned model,
+        unless the run was interrupted, or the store already holds both figures of a complete run.
+        """
+        if self._status == RUNNING:
+            self._ready()  # a journal that holds the whole run replays to the end here
+        best_run = min(
+            (run for run in self._runs if run.best() is not None),
+            key=lambda run: run.best().loss,  # type: ignore[union-attr]
+            default=None,
+        )
+        best = best_run.best() if best_run is not None else None
+        best_vector = best.vector if best is not None else self.aleph.identity()
+        if best is None and self.evaluations:
+            warnings.warn(
+                f"every one of the {self.evaluations} evaluations failed; the model keeps its trained values",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        test_initial = test_best = None
+        stored = self._journal_rows.get(best_run.index) if best_run is not None else None
+        if self.already_complete and stored is not None and stored["test_best"] is not None:
+            test_initial, test_best = stored["test_initial"], stored["test_best"]
+        elif test_loss is not None and self._status != INTERRUPTED and best_run is not None:
+            self.aleph.restore()
+            test_initial = _held_out(test_loss, self.aleph.model)
+            self.aleph.write(best_vector)
+            test_best = _held_out(test_loss, self.aleph.model)
+            if self.journal is not None:
+                self.journal.finish_run(
+                    best_run.index,
+                    best_run.status,
+                    test_initial=test_initial,
+                    test_best=test_best,
+                    wall_time=self._wall(best_run),
+                )
+        self.aleph.write(best_vector)
+        outcomes = [_outcome_of(run) for run in self._runs]
+        history = [evaluation for outcome in outcomes for evaluation in outcome.history]
+        first = outcomes[0].history[0] if outcomes and outcomes[0].history else None
+        return RetrofitResult(
+            aleph=self.aleph,
+            optimizer=self.info.name,
+            budget=self.budget,
+            workers=self.workers,
+            runs=self.runs,
+            seed=self.seed,
+            best=best_vector.copy(),
+            initial_loss=first.loss if first is not None else None,
+            best_loss=best.loss if best is not None else None,
+            evaluations=len(history),
+            failures=sum(not e.ok for e in history),
+            interrupted=self._status == INTERRUPTED,
+            wall_time=sum(self._wall(run) for run in self._runs),
+            test_initial=test_initial,
+            test_best=test_best,
+            n=self.n,
+            history=history,
+            run_outcomes=outcomes,
+            status=self._status,
+            already_complete=self.already_complete,
+            name=self.name,
+        )
+
+    def close(self) -> None:
+        """Close the store if this Retrofitter opened it."""
+        if self._owns_store and self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    def __enter__(self) -> Retrofitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _current(self) -> _Run | None:
+        if not self._runs and self._status == RUNNING:
+            self._ready()
+        return self._runs[-1] if self._runs else None
+
+    def _ready(self) -> _Run | None:
+        """Move past complete batches and runs: the run whose batch needs evaluations, or None when done."""
+        self._check_time()
+        while self._status == RUNNING:
+            run = self._runs[-1] if self._runs else None
+            if run is None or run.status != RUNNING:
+                if len(self._runs) == self.runs:
+                    self._status = FINISHED
+                    return None
+                run = self._start_run(len(self._runs))
+                continue
+            if run.batch and any(slot.evaluation is None for slot in run.batch):
+                return run
+            if run.batch:
+                self._flush(run)
+            elif run.told >= self.budget:
+                self._end_run(run)
+            else:
+                self._new_batch(run)
+        return None
+
+    def _start_run(self, run_index: int) -> _Run:
+        seed = derive_seed(self.seed, run_index)
+        parametrization = self.aleph.parametrization()
+        parametrization.random_state = np.random.RandomState(seed)
+        optimizer = self.info.make(parametrization, self.budget, self.workers)
+        optimizer.suggest(parametrization.value)  # the trained model is always the first candidate
+        row = self._journal_rows.get(run_index)
+        journaled: dict[int, Evaluation] = {}
+        asked: dict[int, np.ndarray] = {}
+        if self.journal is not None:
+            complete = row is not None and row["status"] == FINISHED and row["evaluations"] >= self.budget
+            if not complete:
+                self.journal.start_run(run_index, seed)
+            journaled = {evaluation.idx: evaluation for evaluation in self.journal.evaluations(run_index)}
+            asked = self.journal.asked(run_index)
+        prior = _prior_wall(row)
+        run = _Run(
+            RunOutcome(run_index, seed, [], None), optimizer, journaled, asked, prior, time.perf_counter()
+        )
+        self._runs.append(run)
+        return run
+
+    def _new_batch(self, run: _Run) -> None:
+        """Ask the next λ candidates; fill in those the journal already holds (checked bit for bit)."""
+        start = run.told
+        for j in range(min(self.workers, self.budget - start)):
+            parameter = run.optimizer.ask()
+            vector = self.aleph.to_vector(parameter.value)
+            slot = _Slot(parameter, start + j, vector)
+            journaled = run.journaled.get(slot.index)
+            asked = run.asked.get(slot.index)
+            for stored in (journaled.vector if journaled is not None else None, asked):
+                if stored is not None and not np.array_equal(stored, vector):
+                    raise StoreError(
+                        f"the journal diverges from the optimizer at evaluation {slot.index} of run "
+                        f"{run.index}: the store was written by different code or settings; "
+                        "use another store file"
+                    )
+            if journaled is not None:
+                slot.evaluation = journaled
+                self._observe(run, journaled)
+            else:
+                slot.asked_before = asked is not None
+            run.batch.append(slot)
+
+    def _hand_out(self, run: _Run, slot: _Slot) -> Candidate:
+        if self.journal is not None and self.journal_asks and not slot.asked_before:
+            self.journal.ask(run.index, slot.index, slot.vector)
+        slot.out, slot.asked_at = True, time.perf_counter()
+        return self._candidate(run, slot)
+
+    def _candidate(self, run: _Run, slot: _Slot) -> Candidate:
+        return Candidate(run.index, slot.index, slot.vector.copy(), self.aleph)
+
+    def _observe(self, run: _Run, evaluation: Evaluation) -> None:
+        """Keep the run's best loss and failure counts; stop when the target is reached."""
+        if evaluation.ok:
+            if run.best_loss is None or evaluation.loss < run.best_loss:  # type: ignore[operator]
+                run.best_loss = evaluation.loss
+            if self.target is not None and evaluation.loss <= self.target:  # type: ignore[operator]
+                self.stop("target reached")
+        else:
+            run.failures += 1
+
+    def _flush(self, run: _Run) -> None:
+        """Tell the optimizer the whole batch in ask order (failures as worse than everything seen)."""
+        batch, run.batch = run.batch, []
+        for slot in batch:
+            evaluation = slot.evaluation
+            assert evaluation is not None
+            if evaluation.ok:
+                run.worst = max(run.worst, evaluation.loss)  # type: ignore[type-var]
+                run.failures_in_a_row = 0
+            else:
+                run.failures_in_a_row += 1
+            run.optimizer.tell(slot.parameter, evaluation.loss if evaluation.ok else _penalty(run.worst))
+            run.outcome.history.append(evaluation)
+            if run.failures_in_a_row >= self.max_failures:
+                run.batch = batch[batch.index(slot) + 1 :]
+                raise TooManyFailures(
+                    f"{run.failures_in_a_row} evaluations in a row failed; the last one: {evaluation.error}"
+                )
+
+    def _end_run(self, run: _Run) -> None:
+        run.status = FINISHED
+        row = self._journal_rows.get(run.index)
+        if run.new_evaluations or row is None or row["status"] != FINISHED:
+            self._mark(run, FINISHED)
+
+    def _mark_current(self, status: str) -> None:
+        if self._runs and self._runs[-1].status == RUNNING:
+            run = self._runs[-1]
+            run.status = status
+            self._mark(run, status)
+
+    def _mark(self, run: _Run, status: str) -> None:
+        if self.journal is None:
+            return
+        evaluated = run.evaluated()
+        best = best_evaluation(evaluated)
+        self.journal.finish_run(
+            run.index,
+            status,
+            initial_loss=evaluated[0].loss if evaluated else None,
+            best_loss=best.loss if best else None,
+            best_vector=best.vector if best else None,
+            wall_time=self._wall(run),
+        )
+
+    def _wall(self, run: _Run) -> float:
+        """The run's wall time: earlier calls' (journaled) plus this one's, if it evaluated anything."""
+        if not run.new_evaluations and run.prior_wall:
+            return run.prior_wall
+        return run.prior_wall + (time.perf_counter() - run.resumed_at)
+
+    def _call_back(self, run: _Run, evaluation: Evaluation) -> None:
+        evaluated = run.evaluated()
+        state = RunState(
+            run.index,
+            len(evaluated),
+            self.budget,
+            evaluated[0].loss if evaluated else None,
+            run.best_loss,
+            run.failures,
+            self.elapsed,
+            self,
+        )
+        for callback in self.callbacks:
+            callback(evaluation, state)
+
+    def _check_time(self) -> None:
+        if self.time_limit is not None and self._status == RUNNING and self.elapsed >= self.time_limit:
+            self.stop("time limit")
+
+
+def _outcome_of(run: _Run) -> RunOutcome:
+    """A run's evaluations so far (told or still in a batch) and its best, as a result reports them."""
+    evaluated = run.evaluated()
+    best = best_evaluation(evaluated)
+    best_index = None if best is None else next(i for i, e in enumerate(evaluated) if e is best)
+    return RunOutcome(run.index, run.outcome.seed, evaluated, best_index)
+
+
+def _prior_wall(row: dict[str, Any] | None) -> float:
+    """The wall time a journaled run already took (old stores: its start and finish timestamps)."""
+    if row is None:
+        return 0.0
+    if row.get("wall_time") is not None:
+        return float(row["wall_time"])
+    if row.get("finished") is not None and row.get("started") is not None:
+        return max(0.0, float(row["finished"]) - float(row["started"]))
+    return 0.0
+
+
+def _as_outcome(loss: object, wall_time: float) -> Outcome:
+    """What ``tell`` received, as an evaluator outcome (an exception or a non-number: failed)."""
+    if isinstance(loss, Outcome):
+        return loss
+    if isinstance(loss, BaseException):
+        detail = "".join(traceback.format_exception_only(type(loss), loss)).strip()
+        return Outcome(None, detail, wall_time)
+    try:
+        return Outcome(as_loss(loss), None, wall_time)
+    except ValueError as error:
+        return Outcome(None, f"ValueError: {error}", wall_time)
+
+
+def _held_out(test_loss: Loss, model: Any) -> float:
+    """The held-out loss (evaluated twice per retrofit; a failure here is an error, not a journal row)."""
+    with torch.no_grad():
+        return as_loss(test_loss(model))
+
+
+def _penalty(worst: float) -> float:
+    """What a failed evaluation tells the optimizer: worse than every loss seen so far."""
+    return 1.0 if worst == -math.inf else worst + abs(worst) + 1.0
