@@ -56,7 +56,13 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     if None not in (result.test_best, result.best_loss):
         rows.append(("measured gap |held-out − ℵ|", _fmt(abs(result.test_best - result.best_loss))))  # type: ignore[operator]
     if result.interrupted:
-        rows.append(("status", "interrupted: best so far"))
+        rows.append(("status", "interrupted; best so far (run again to continue)"))
+    elif result.stopped:
+        rows.append(
+            ("status", f"stopped ({result.stopped}): best so far (run again with the store to continue)")
+        )
+    elif result.already_complete:
+        rows.append(("status", "already complete: read from the store, nothing evaluated"))
     return rows
 
 

@@ -126,6 +126,7 @@ class _Run:
     failures: int = 0
     best_loss: float | None = None
     new_evaluations: int = 0
+    wall_time: float | None = None  # frozen when the run ends, stops or fails
 
     @property
     def index(self) -> int:
@@ -245,9 +246,7 @@ class Retrofitter:
         except BaseException:
             self.close()
             raise
-        self.already_complete = len(self._journal_rows) == runs and all(
-            row["status"] == FINISHED and row["evaluations"] >= budget for row in self._journal_rows.values()
-        )
+        self.already_complete = self.journal is not None and self.journal.complete(budget, runs)
         self._started = time.perf_counter()
         self._runs: list[_Run] = []
         self._status = RUNNING
@@ -569,6 +568,8 @@ class Retrofitter:
         row = self._journal_rows.get(run.index)
         if run.new_evaluations or row is None or row["status"] != FINISHED:
             self._mark(run, FINISHED)
+        else:
+            run.wall_time = run.prior_wall
 
     def _mark_current(self, status: str) -> None:
         if self._runs and self._runs[-1].status == RUNNING:
@@ -577,6 +578,7 @@ class Retrofitter:
             self._mark(run, status)
 
     def _mark(self, run: _Run, status: str) -> None:
+        run.wall_time = self._wall(run)
         if self.journal is None:
             return
         evaluated = run.evaluated()
@@ -592,6 +594,8 @@ class Retrofitter:
 
     def _wall(self, run: _Run) -> float:
         """The run's wall time: earlier calls' (journaled) plus this one's, if it evaluated anything."""
+        if run.wall_time is not None:
+            return run.wall_time
         if not run.new_evaluations and run.prior_wall:
             return run.prior_wall
         return run.prior_wall + (time.perf_counter() - run.resumed_at)

@@ -273,6 +273,13 @@ class Store:
             row.setdefault("wall_time", None)  # a store written before the column, opened read-only
         return rows
 
+    def complete(self, budget: int, runs: int) -> bool:
+        """True when the store holds ``runs`` finished runs of ``budget`` evaluations each."""
+        rows = self.runs()
+        return len(rows) == runs and all(
+            row["status"] == "finished" and row["evaluations"] >= budget for row in rows
+        )
+
     def run(self, run_index: int) -> dict[str, Any] | None:
         return next((row for row in self.runs() if row["run_index"] == run_index), None)
 

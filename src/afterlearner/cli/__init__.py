@@ -16,10 +16,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="afterlearner", description="Evolutionary retrofitting of trained models (AfterLearnER)."
     )
+    parser.add_argument("--version", action="version", version=f"afterlearner {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"afterlearner.cli.{name}").register(subparsers)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("afterlearner")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        from afterlearner import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

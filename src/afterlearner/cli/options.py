@@ -41,3 +41,23 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --processes/--dask: an evaluation taking longer is failed (its worker killed)",
     )
+
+
+def add_run_control_options(parser: argparse.ArgumentParser) -> None:
+    """When to stop before the budget, and where to write the retrofit."""
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop the search after this many seconds, with the best so far (run again to continue)",
+    )
+    parser.add_argument(
+        "--target", type=float, default=None, metavar="LOSS", help="stop once the ℵ-loss reaches LOSS"
+    )
+    parser.add_argument(
+        "--save",
+        default=None,
+        metavar="PATCH.safetensors",
+        help="write the retrofit as a safetensors patch (loads with load_state_dict, no afterlearner needed)",
+    )

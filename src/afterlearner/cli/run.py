@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from typing import Any
 
-from afterlearner.cli.options import add_parallel_options, add_retrofit_options
+from afterlearner.cli.options import add_parallel_options, add_retrofit_options, add_run_control_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,23 +15,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("task", help="path/to/task.py:factory (factory defaults to 'task')")
     add_retrofit_options(parser)
     add_parallel_options(parser)
+    add_run_control_options(parser)
     parser.set_defaults(handler=handle, workers=None)  # λ defaults to the parallel slots (1 without any)
 
 
+def say(message: str) -> None:
+    """What the command is doing, on stderr (stdout keeps the result table)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def handle(args: argparse.Namespace) -> int:
+    from afterlearner.evaluators import default_evaluator, describe
+    from afterlearner.losses import DatasetLoss
     from afterlearner.optimizers import DEFAULT_OPTIMIZER
     from afterlearner.report import print_result
     from afterlearner.retrofit import retrofit
+    from afterlearner.store import Store
     from afterlearner.task import load_task
 
+    say(f"building the task {args.task} ...")
+    started = time.perf_counter()
     task = load_task(args.task)
-    evaluator, slots = make_evaluator(args, task)
+    say(f"built {task.name} in {time.perf_counter() - started:.1f} s: {task.aleph}")
+    budget = args.budget if args.budget is not None else (task.budget or 200)
+    optimizer = args.optimizer or task.optimizer or DEFAULT_OPTIMIZER
+    complete = False
+    if args.store is not None and _exists(args.store):
+        with Store.open(args.store, readonly=True) as store:
+            complete = store.settings() is not None and store.complete(budget, args.runs)
+    evaluator, slots = (None, 1) if complete else make_evaluator(args, task)
     workers = args.workers if args.workers is not None else slots
+    if complete:
+        say(f"{args.store} is already complete: nothing to evaluate; the figures are the original run's")
+    else:
+        if evaluator is None:
+            if isinstance(task.loss, DatasetLoss):
+                say("choosing the evaluator (probing the forward pass for a frozen prefix to cache) ...")
+            evaluator = default_evaluator(task.aleph, task.loss, workers)
+        say(f"evaluator: {describe(evaluator)}")
+        source = (
+            "--workers" if args.workers is not None else ("the parallel slots" if slots > 1 else "default")
+        )
+        say(
+            f"λ = {workers} ({source}), optimizer {optimizer}, budget {budget}, runs {args.runs}, "
+            f"seed {args.seed}"
+        )
     result = retrofit(
         task.aleph,
         task.loss,
-        budget=args.budget if args.budget is not None else (task.budget or 200),
-        optimizer=args.optimizer or task.optimizer or DEFAULT_OPTIMIZER,
+        budget=budget,
+        optimizer=optimizer,
         workers=workers,
         runs=args.runs,
         seed=args.seed,
@@ -39,9 +74,22 @@ def handle(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         name=task.name,
         evaluator=evaluator,
+        time_limit=args.time_limit,
+        target=args.target,
     )
     print_result(result, title=task.name or args.task)
+    if args.save:
+        path = result.save(args.save)
+        print(f"retrofit written to {path}; load it without afterlearner:")
+        print("    from safetensors.torch import load_file")
+        print(f"    model.load_state_dict(load_file({str(path)!r}), strict=False)")
     return 0
+
+
+def _exists(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_file() and Path(path).stat().st_size > 0
 
 
 def make_evaluator(args: argparse.Namespace, task: Any) -> tuple[Any, int]:
@@ -53,6 +101,7 @@ def make_evaluator(args: argparse.Namespace, task: Any) -> tuple[Any, int]:
 
         if args.processes < 1:
             raise ConfigError(f"--processes must be >= 1, got {args.processes}")
+        say(f"starting {args.processes} worker processes (each builds the task once) ...")
         evaluator = ProcessEvaluator(args.task, args.processes, timeout=args.timeout, aleph=task.aleph)
         return evaluator, args.processes
     if args.dask is not None:
@@ -61,6 +110,7 @@ def make_evaluator(args: argparse.Namespace, task: Any) -> tuple[Any, int]:
         local = args.dask.startswith("local:")
         if local and not args.dask[6:].isdigit():
             raise ConfigError(f"--dask local:N needs a number of workers, got {args.dask!r}")
+        say(f"starting {'a local Dask cluster' if local else 'Dask workers at ' + args.dask} ...")
         evaluator = DaskEvaluator(
             args.task,
             None if local else args.dask,

@@ -21,7 +21,7 @@ from afterlearner.evaluators.base import Evaluator, Outcome, measure
 from afterlearner.evaluators.sequential import SequentialEvaluator
 from afterlearner.space import Aleph
 
-__all__ = ["Evaluator", "Outcome", "SequentialEvaluator", "default_evaluator", "measure"]
+__all__ = ["Evaluator", "Outcome", "SequentialEvaluator", "default_evaluator", "describe", "measure"]
 
 #: The most memory the automatic prefix cache may take; above it, a warning and full forward passes.
 AUTOMATIC_CACHE_LIMIT = "2GiB"
@@ -39,14 +39,29 @@ def default_evaluator(aleph: Aleph, loss: Callable[[Any], object], workers: int)
     """
     from afterlearner.losses import DatasetLoss
 
-    if not isinstance(loss, DatasetLoss) or aleph.model is None:
-        return SequentialEvaluator(aleph, loss)
+    if not isinstance(loss, DatasetLoss):
+        return SequentialEvaluator(
+            aleph, loss, why="the loss is opaque; a DatasetLoss can be cached and batched"
+        )
+    if aleph.model is None:
+        return SequentialEvaluator(aleph, loss, why="no model: hyperparameters only")
     from afterlearner.evaluators.batched import BatchedEvaluator
-    from afterlearner.evaluators.cache import CachedEvaluator, try_prefix_cache
+    from afterlearner.evaluators.cache import CachedEvaluator, PrefixCache
 
-    cache = try_prefix_cache(aleph, loss, AUTOMATIC_CACHE_LIMIT)
+    try:
+        found: PrefixCache | None = PrefixCache(aleph, loss, None, AUTOMATIC_CACHE_LIMIT)
+        why = found.describe()  # type: ignore[union-attr]
+    except Exception as error:  # noqa: BLE001 - the loss's own error surfaces in the journal
+        found, why = None, f"prefix cache off: probing the forward pass failed ({type(error).__name__})"
+    cache = found if found is not None and found.enabled else None
     if workers > 1:
         return BatchedEvaluator(aleph, loss, cache=cache, mode="auto")
     if cache is not None:
         return CachedEvaluator(aleph, loss, cache=cache)
-    return SequentialEvaluator(aleph, loss)
+    return SequentialEvaluator(aleph, loss, why=why)
+
+
+def describe(evaluator: Evaluator) -> str:
+    """One line saying how an evaluator evaluates candidates (its own ``describe()``, if it has one)."""
+    own = getattr(evaluator, "describe", None)
+    return own() if callable(own) else type(evaluator).__name__

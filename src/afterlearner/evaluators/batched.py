@@ -108,6 +108,16 @@ class BatchedEvaluator:
         self.timings: dict[str, float] = {}
         self._bound = _Bound(aleph.model, loss.forward)
 
+    def describe(self) -> str:
+        """One line: how a population is evaluated, and what is cached."""
+        how = {
+            "auto": "vmap or a loop, whichever measures faster on the first population",
+            "vmap": "one vmap-ed forward pass per population",
+            "loop": "a loop" + ("" if self.tensor_only else " (hyperparameters cannot be vmap-ed)"),
+        }[self.choice]
+        cache = self.cache.describe() if self.cache is not None else "no prefix cache"
+        return f"population-batched: {how}; {cache}"
+
     # -- one candidate at a time --------------------------------------------------------------
     def _outputs(self) -> torch.Tensor:
         model = self.aleph.model

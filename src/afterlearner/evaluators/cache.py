@@ -366,20 +366,6 @@ class PrefixCache:
         return concat(parts)
 
 
-def try_prefix_cache(
-    aleph: Aleph, loss: DatasetLoss, memory_limit: int | float | str | None = None
-) -> PrefixCache | None:
-    """An automatic cache if one helps; None if there is no boundary or the probe itself fails.
-
-    A failing probe is not raised here: the same failure will be journaled by the evaluations.
-    """
-    try:
-        cache = PrefixCache(aleph, loss, None, memory_limit)
-    except Exception:  # noqa: BLE001 - the loss's own error surfaces in the journal
-        return None
-    return cache if cache.enabled else None
-
-
 class CachedEvaluator:
     """Evaluates candidates one after the other, running only the part after the cached prefix."""
 
@@ -396,6 +382,10 @@ class CachedEvaluator:
         self.aleph = aleph
         self.loss = loss
         self.cache = cache if cache is not None else PrefixCache(aleph, loss, boundary, memory_limit)
+
+    def describe(self) -> str:
+        """One line: what is cached."""
+        return f"in this process, one candidate at a time; {self.cache.describe()}"
 
     def loss_of(self, vector: np.ndarray) -> float:
         """The ℵ-loss of one candidate (written into the model)."""

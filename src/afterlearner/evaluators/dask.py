@@ -185,6 +185,17 @@ class DaskEvaluator:
         """How many evaluations run at once: the cluster's worker threads (at least 1)."""
         return max(1, sum(self.client.nthreads().values()))
 
+    def describe(self) -> str:
+        """One line: how candidates are evaluated."""
+        where = (
+            "a local Dask cluster"
+            if self.cluster is not None
+            else f"the Dask cluster at {self.client.scheduler.address}"
+        )
+        return (
+            f"{where}: {len(self._slots)} workers, {self.slots()} evaluations at a time, one actor per worker"
+        )
+
     def _refresh(self, wait: float = WORKER_WAIT_S) -> None:
         """Start an actor on every worker that has none (new workers, restarted ones); wait up to
         ``wait`` seconds for a worker when there is none."""

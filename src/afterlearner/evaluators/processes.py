@@ -134,6 +134,11 @@ class ProcessEvaluator:
         self.restarts = 0
         self.workers = [self._spawn() for _ in range(processes)]
 
+    def describe(self) -> str:
+        """One line: how candidates are evaluated."""
+        limit = f", {self.timeout:g} s per evaluation at most" if self.timeout else ""
+        return f"{len(self.workers)} worker processes, each built from {self.spec} once{limit}"
+
     def _spawn(self) -> _Worker:
         parent, child = self.context.Pipe()
         process = self.context.Process(

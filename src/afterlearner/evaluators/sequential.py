@@ -14,9 +14,14 @@ from afterlearner.space import Aleph
 class SequentialEvaluator:
     """Evaluates candidates one after the other on the user's own model (no copies, no processes)."""
 
-    def __init__(self, aleph: Aleph, loss: Callable[[torch.nn.Module | None], object]) -> None:
+    def __init__(self, aleph: Aleph, loss: Callable[[torch.nn.Module | None], object], why: str = "") -> None:
         self.aleph = aleph
         self.loss = loss
+        self.why = why  # why no faster evaluator was chosen (shown by the CLI)
+
+    def describe(self) -> str:
+        """One line: how candidates are evaluated, and why not faster."""
+        return "in this process, one candidate at a time" + (f" ({self.why})" if self.why else "")
 
     def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]:
         for position, vector in enumerate(vectors):
