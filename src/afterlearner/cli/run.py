@@ -39,11 +39,13 @@ def handle(args: argparse.Namespace) -> int:
     say(f"built {task.name} in {time.perf_counter() - started:.1f} s: {task.aleph}")
     budget = args.budget if args.budget is not None else (task.budget or 200)
     optimizer = args.optimizer or task.optimizer or DEFAULT_OPTIMIZER
-    complete = False
+    complete, slots = False, 1
     if args.store is not None and _exists(args.store):
         with Store.open(args.store, readonly=True) as store:
-            complete = store.settings() is not None and store.complete(budget, args.runs)
-    evaluator, slots = (None, 1) if complete else make_evaluator(args, task)
+            settings = store.settings()
+            complete = settings is not None and store.complete(budget, args.runs)
+            slots = settings["workers"] if complete else 1  # λ as the run had it, without starting workers
+    evaluator, slots = (None, slots) if complete else make_evaluator(args, task)
     workers = args.workers if args.workers is not None else slots
     if complete:
         say(f"{args.store} is already complete: nothing to evaluate; the figures are the original run's")
