@@ -58,9 +58,7 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     if result.interrupted:
         rows.append(("status", "interrupted; best so far (run again to continue)"))
     elif result.stopped:
-        rows.append(
-            ("status", f"stopped ({result.stopped}): best so far (run again with the store to continue)")
-        )
+        rows.append(("status", f"stopped: {result.stopped}; best so far (run again to continue)"))
     elif result.already_complete:
         rows.append(("status", "already complete: read from the store, nothing evaluated"))
     return rows
