@@ -218,3 +218,18 @@ def test_candidate_of_the_wrong_size(tiny_net) -> None:
     with pytest.raises(SpaceError, match="has 3 values, the ℵ-space has 4"):
         aleph.write(np.zeros(3))
     assert math.isclose(len(aleph), 4)
+
+
+def test_applied_puts_back_what_the_model_held_even_on_error() -> None:
+    layer = _model(2)
+    aleph = al.Aleph(layer).add("bias")
+    trained = _bits(layer.bias)
+    first = aleph.identity() + 0.5
+    with aleph.applied(first):
+        assert _bits(layer.bias) != trained
+    assert _bits(layer.bias) == trained and aleph.current is None
+    aleph.write(first)
+    written = _bits(layer.bias)
+    with pytest.raises(RuntimeError), aleph.applied(aleph.identity() - 0.25):
+        raise RuntimeError("the loss crashed")
+    assert _bits(layer.bias) == written and np.array_equal(aleph.current, first)

@@ -14,6 +14,7 @@ import difflib
 import fnmatch
 import math
 from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -259,6 +260,7 @@ class Aleph:
     def __init__(self, model: torch.nn.Module | None = None) -> None:
         self.model = model
         self.entries: list[Entry] = []
+        self.current: np.ndarray | None = None  # the candidate in the model; None: as trained
 
     # -- building -------------------------------------------------------------------------------
     def _tensors(self) -> dict[str, torch.Tensor]:
@@ -420,13 +422,33 @@ class Aleph:
     def write(self, vector: np.ndarray) -> None:
         """Write a candidate into the model (always computed from the trained values, no drift)."""
         vector = self._checked(vector)
+        self.current = None  # unknown while half written
         for entry, chunk in zip(self.entries, self._split(vector), strict=True):
             entry.write(chunk)
+        self.current = vector.copy()
 
     def restore(self) -> None:
         """Put the trained values back, bit for bit."""
         for entry in self.entries:
             entry.restore()
+        self.current = None
+
+    @contextmanager
+    def applied(self, vector: np.ndarray) -> Iterator[Any]:
+        """``with aleph.applied(vector): ...``: the model holds the candidate inside the block.
+
+        Afterwards, whatever happened inside, the model holds what it held before (the candidate
+        written last, or the trained values), bit for bit.
+        """
+        before = self.current
+        self.write(vector)
+        try:
+            yield self.model
+        finally:
+            if before is None:
+                self.restore()
+            else:
+                self.write(before)
 
     def signature(self) -> list[dict[str, Any]]:
         """What identifies this space in a store: names, modes, sizes, ranges."""

@@ -52,11 +52,8 @@ class DigitSteering:
     def image(self, vector: np.ndarray) -> np.ndarray:
         """The (8, 8) image in [0, 1] a candidate generates."""
         with self._lock, torch.no_grad():
-            self.aleph.write(np.asarray(vector, dtype=float))
-            try:
+            with self.aleph.applied(np.asarray(vector, dtype=float)):
                 return self.model()[0].numpy().astype(float)
-            finally:
-                self.aleph.restore()
 
     def render(self, vector: np.ndarray) -> Rendering:
         return image(self.image(vector), size=160)

@@ -8,11 +8,8 @@ A feedback task file looks like::
         model = ...                                    # a trained model, or a generator
         aleph = Aleph(model).add("fc.bias")            # or a plain ng.p.Array for a latent
         def render(vector):                            # candidate vector -> Rendering
-            aleph.write(vector)
-            try:
+            with aleph.applied(vector):                # the model holds the candidate in the block
                 return image(model().detach().numpy())   # or sound(samples, rate), text(string)
-            finally:
-                aleph.restore()
         return FeedbackTask(aleph, render, k=4, budget=30, prompt="Which digit looks most like a 3?")
 
 The factory is called with no arguments. ``render`` is only ever called by one thread at a time.

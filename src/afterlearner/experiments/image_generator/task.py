@@ -142,9 +142,8 @@ def after_reproduce(task: Task, result: object, out: Path) -> list[Path]:
     model, latents_shown = task.aleph.model, task.test_loss.latents[:64]
     with torch.no_grad():
         after = model(latents_shown)
-        task.aleph.restore()
-        before = model(latents_shown)
-        task.aleph.write(result.best)  # type: ignore[attr-defined]
+        with task.aleph.applied(task.aleph.identity()):
+            before = model(latents_shown)
     figure, axes = plt.subplots(1, 2, figsize=(9, 5))
     for axis, images, label in ((axes[0], before, "trained"), (axes[1], after, "retrofitted")):
         axis.imshow(sample_grid(images, 8), cmap="gray", vmin=0, vmax=1)

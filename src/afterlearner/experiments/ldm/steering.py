@@ -61,11 +61,8 @@ class DiffusionSteering:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            self.aleph.write(vector)
-            try:
+            with self.aleph.applied(vector):
                 picture = self.sampler.render()
-            finally:
-                self.aleph.restore()
             self._cache[key] = picture
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
