@@ -9,7 +9,7 @@ import torch
 from afterlearner import Aleph
 from afterlearner.errors import ConfigError
 from afterlearner.evaluators import SequentialEvaluator
-from afterlearner.evaluators.batched import BatchedEvaluator, BatchWarning, stack_entry
+from afterlearner.evaluators.batched import BatchedEvaluator, BatchWarning
 from afterlearner.evaluators.cache import PrefixCache
 from afterlearner.losses import DatasetLoss
 
@@ -56,7 +56,7 @@ def test_stacked_tensors_are_what_write_produces(setup):
     model, aleph, _, vectors = setup
     chunks = np.split(np.stack(vectors), np.cumsum([e.size for e in aleph.entries])[:-1], axis=1)
     for entry, chunk in zip(aleph.entries, chunks, strict=True):
-        stacked = stack_entry(entry, chunk)
+        stacked = entry.retrofitted_population(chunk)
         for k, vector in enumerate(vectors):
             aleph.write(vector)
             assert torch.equal(stacked[k], entry.tensor.detach())

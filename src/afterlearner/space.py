@@ -136,6 +136,19 @@ class TensorEntry:
         with torch.no_grad():
             return self.original + values if self.mode == "offset" else self.original * values
 
+    def retrofitted_population(self, chunks: np.ndarray) -> torch.Tensor:
+        """The tensor's values for λ candidate chunks at once, shape ``(λ, *tensor.shape)``.
+
+        The same rule as :meth:`retrofitted` for each row (an identity row gives ``original + 0``,
+        so a ``-0.0`` may come back as ``0.0``: equal, not bit-identical).
+        """
+        values = torch.as_tensor(np.asarray(chunks), dtype=self.original.dtype, device=self.original.device)
+        per_candidate = (1,) * self.original.dim() if self.per == "tensor" else self._view
+        values = values.view((values.shape[0], *per_candidate))
+        base = self.original.unsqueeze(0)
+        with torch.no_grad():
+            return base + values if self.mode == "offset" else base * values
+
     def write(self, flat: np.ndarray) -> None:
         with torch.no_grad():
             if self.is_identity(flat):

@@ -2,7 +2,8 @@
 
 The λ candidates the loop asks at a time differ only in the ℵ-parameters. ``vmap`` over
 ``functional_call`` runs the forward pass once for the whole population: the ℵ-tensors get a
-leading population dimension (built from the trained values exactly as ``Aleph.write`` would), the
+leading population dimension (built from the trained values by the entry's own rule,
+``TensorEntry.retrofitted_population``), the
 frozen rest of the model is passed once, unbatched. With a :class:`PrefixCache` the cached prefix is
 shared too, so only the part after it is batched.
 
@@ -34,23 +35,6 @@ Mode = Literal["auto", "vmap", "loop"]
 
 class BatchWarning(UserWarning):
     """vmap could not run this model; the batched evaluator evaluates candidates one by one instead."""
-
-
-def stack_entry(entry: TensorEntry, chunks: np.ndarray) -> torch.Tensor:
-    """The λ values of one ℵ-tensor, shape ``(λ, *tensor.shape)``, computed as ``TensorEntry.write`` does."""
-    original = entry.original
-    values = torch.as_tensor(np.asarray(chunks), dtype=original.dtype, device=original.device)
-    count, dims = values.shape[0], original.dim()
-    if entry.per == "row":
-        view = values.view((count, -1) + (1,) * (dims - 1))
-    elif entry.per == "column":
-        view = values.view((count, 1, -1) + (1,) * (dims - 2))
-    elif entry.per == "tensor":
-        view = values.view((count,) + (1,) * dims)
-    else:
-        view = values.view((count,) + tuple(original.shape))
-    base = original.unsqueeze(0)
-    return base + view if entry.mode == "offset" else base * view
 
 
 class _Bound(torch.nn.Module):
@@ -144,7 +128,7 @@ class BatchedEvaluator:
         bounds = np.cumsum([entry.size for entry in self.aleph.entries])[:-1]
         chunks = np.split(matrix, bounds, axis=1)
         return {
-            f"model.{entry.name}": stack_entry(entry, chunk)  # type: ignore[arg-type]
+            f"model.{entry.name}": entry.retrofitted_population(chunk)  # type: ignore[arg-type]
             for entry, chunk in zip(self.aleph.entries, chunks, strict=True)
         }
 
