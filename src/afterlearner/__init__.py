@@ -13,12 +13,14 @@ from afterlearner.bound import generalization_bound
 from afterlearner.errors import (
     AfterlearnerError,
     ConfigError,
+    PatchError,
     SpaceError,
     StoreError,
     TaskError,
     TooManyFailures,
 )
 from afterlearner.losses import DatasetLoss
+from afterlearner.patch import Patch, apply_patch, best_of_store, read_patch, save_patch
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.space import Aleph
 from afterlearner.store import Store
@@ -31,6 +33,8 @@ __all__ = [
     "Aleph",
     "ConfigError",
     "DatasetLoss",
+    "Patch",
+    "PatchError",
     "RetrofitResult",
     "SpaceError",
     "Store",
@@ -38,7 +42,11 @@ __all__ = [
     "Task",
     "TaskError",
     "TooManyFailures",
+    "apply_patch",
+    "best_of_store",
     "generalization_bound",
     "load_task",
+    "read_patch",
     "retrofit",
+    "save_patch",
 ]
