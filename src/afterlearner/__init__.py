@@ -13,12 +13,14 @@ from afterlearner.bound import generalization_bound
 from afterlearner.errors import (
     AfterlearnerError,
     ConfigError,
+    PatchError,
     SpaceError,
     StoreError,
     TaskError,
     TooManyFailures,
 )
 from afterlearner.losses import DatasetLoss
+from afterlearner.patch import Patch, apply_patch, best_of_store, read_patch, save_patch
 from afterlearner.result import RetrofitResult
 from afterlearner.retrofit import retrofit
 from afterlearner.retrofitter import Candidate, Retrofitter, RunState
@@ -34,6 +36,8 @@ __all__ = [
     "Candidate",
     "ConfigError",
     "DatasetLoss",
+    "Patch",
+    "PatchError",
     "RetrofitResult",
     "Retrofitter",
     "RunState",
@@ -43,7 +47,11 @@ __all__ = [
     "Task",
     "TaskError",
     "TooManyFailures",
+    "apply_patch",
+    "best_of_store",
     "generalization_bound",
     "load_task",
+    "read_patch",
     "retrofit",
+    "save_patch",
 ]

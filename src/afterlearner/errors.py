@@ -25,3 +25,7 @@ class TooManyFailures(AfterlearnerError):
 
 class TaskError(AfterlearnerError):
     """A task file or factory cannot be loaded or does not return a :class:`afterlearner.Task`."""
+
+
+class PatchError(AfterlearnerError):
+    """A patch file cannot be read or applied: not a patch, altered, or made for another model."""

@@ -134,25 +134,6 @@ class RetrofitResult:
         built trained model gives the retrofitted model; the file's metadata holds the
         hyperparameter values, the settings, the losses and the bound (see :mod:`afterlearner.patch`).
         """
-        from afterlearner.patch import save_patch
+        from afterlearner.patch import result_metadata, save_patch
 
-        return save_patch(
-            self.aleph,
-            self.best,
-            path,
-            settings=self.settings(),
-            losses={
-                "initial_loss": self.initial_loss,
-                "best_loss": self.best_loss,
-                "test_initial": self.test_initial,
-                "test_best": self.test_best,
-            },
-            bound=self._bound_metadata(delta),
-        )
-
-    def _bound_metadata(self, delta: float) -> dict[str, Any]:
-        if self.n is None:
-            return {"epsilon": None, "n": None, "delta": delta, "reason": "n (the ℵ-dataset size) unknown"}
-        epsilon = self.bound(delta=delta)
-        reason = None if epsilon is not None else f"{self.optimizer} is not comparison-based"
-        return {"epsilon": epsilon, "n": self.n, "delta": delta, "reason": reason}
+        return save_patch(self.aleph, self.best, path, **result_metadata(self, delta))
