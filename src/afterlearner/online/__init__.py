@@ -6,8 +6,6 @@
 * :mod:`~afterlearner.online.render`: PNG / WAV / text renderings.
 * :mod:`~afterlearner.online.task`: :class:`FeedbackTask`, what a task file's factory returns.
 * :mod:`~afterlearner.online.server`: the FastAPI page (``afterlearner feedback serve``).
-* :mod:`~afterlearner.online.space`: an Aleph or a plain Nevergrad parameter as a searchable space.
-* :mod:`~afterlearner.online.journal`: the session's SQLite tables (proposals, answers).
 * :mod:`~afterlearner.online.digits`: the demo (steer the repository's digit generator).
 * :mod:`~afterlearner.online.simulated`: a simulated user with a hidden target, answering by comparisons.
 * :mod:`~afterlearner.online.curve`: session vs random proposals with that user (docs/online-curve.png).

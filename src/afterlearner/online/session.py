@@ -40,7 +40,7 @@ from afterlearner.errors import AfterlearnerError, ConfigError, StoreError
 from afterlearner.online.feedback import Feedback, FeedbackError, Tells, parse, tells, to_json, validate
 from afterlearner.online.journal import DuplicateAnswer, FeedbackJournal
 from afterlearner.online.render import Rendering
-from afterlearner.online.space import SearchSpace, search_space
+from afterlearner.searchspace import SearchSpace, search_space
 from afterlearner.optimizers import get as get_optimizer
 from afterlearner.space import Aleph
 

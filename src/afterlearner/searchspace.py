@@ -1,9 +1,9 @@
-"""What a feedback session searches: an ℵ-space (:class:`~afterlearner.Aleph`) or a plain Nevergrad parameter.
+"""What the ask/tell engine searches: an ℵ-space (:class:`~afterlearner.Aleph`) or a plain Nevergrad parameter.
 
 Both become a :class:`SearchSpace`: a fresh parametrization for the optimizer, the starting
 candidate, and conversions between Nevergrad values and flat float vectors (what is stored and
-what renderers receive). A plain parameter is for things that are not model weights, such as the
-latent of a generator: ``ng.p.Array(shape=(8,))`` or a Tuple of Arrays/Scalars.
+what evaluators and renderers receive). A plain parameter is for things that are not model
+weights, such as the latent of a generator: ``ng.p.Array(shape=(8,))`` or a Tuple of Arrays/Scalars.
 """
 
 from __future__ import annotations
@@ -69,4 +69,4 @@ def search_space(space: Aleph | ng.p.Parameter) -> SearchSpace:
         }
         json.dumps(signature)
         return SearchSpace(space.copy, _flatten, start, signature)
-    raise ConfigError(f"a feedback session searches an Aleph or ng.p parameter, not {type(space).__name__}")
+    raise ConfigError(f"the search space must be an Aleph or an ng.p parameter, not {type(space).__name__}")
