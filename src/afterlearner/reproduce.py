@@ -121,7 +121,12 @@ def run_experiment(
     extra_after = extra_metrics(task) if extra_metrics else {}
     metric = getattr(module, "METRIC", "ℵ-loss")
     plot_path = out / PLOTS_DIR / f"{name}.png"
-    plot = plot_convergence({name: result.losses()}, plot_path, title=f"{name}: {metric}")
+    plot = plot_convergence(
+        {name: result.losses()},
+        plot_path,
+        title=f"{name}: {metric}",
+        held_out={name: (result.test_initial, result.test_best)},
+    )
     after_reproduce = _hook(module, "after_reproduce")
     artefacts = [Path(p) for p in after_reproduce(task, result, out)] if after_reproduce else []
     applies = getattr(module, "BOUND_APPLIES", True) and task.n is not None

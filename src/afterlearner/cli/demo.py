@@ -48,7 +48,10 @@ def handle(args: argparse.Namespace) -> int:
     )
     print_result(result, title="afterlearner demo: balanced error rate of a digit classifier")
     path = plot_convergence(
-        {result.optimizer: result.losses()}, args.plot, title="demo: balanced error on the ℵ-set"
+        {result.optimizer: result.losses()},
+        args.plot,
+        title=f"{task.name}: balanced error on the ℵ-set",
+        held_out={result.optimizer: (result.test_initial, result.test_best)},
     )
     print(f"convergence plot written to {path}")
     return 0
