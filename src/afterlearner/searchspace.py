@@ -1,4 +1,4 @@
-"""What the ask/tell engine searches: an ℵ-space (:class:`~afterlearner.Aleph`) or a plain Nevergrad parameter.
+"""What the ask/tell engine searches: an ℵ-space (:class:`~afterlearner.Aleph`) or a plain ng.p parameter.
 
 Both become a :class:`SearchSpace`: a fresh parametrization for the optimizer, the starting
 candidate, and conversions between Nevergrad values and flat float vectors (what is stored and

@@ -40,8 +40,8 @@ from afterlearner.errors import AfterlearnerError, ConfigError, StoreError
 from afterlearner.online.feedback import Feedback, FeedbackError, Tells, parse, tells, to_json, validate
 from afterlearner.online.journal import DuplicateAnswer, FeedbackJournal
 from afterlearner.online.render import Rendering
-from afterlearner.searchspace import SearchSpace, search_space
 from afterlearner.optimizers import get as get_optimizer
+from afterlearner.searchspace import SearchSpace, search_space
 from afterlearner.space import Aleph
 
 #: The default optimizer of a feedback session: differential evolution, the best of the comparison-based
