@@ -16,6 +16,7 @@ from afterlearner.errors import StoreError
 from afterlearner.online import Best, FeedbackSession, NoneBetter, Pair, Ranking, text
 from afterlearner.retrofit import retrofit
 from afterlearner.space import Aleph
+from afterlearner.store import Store
 
 ANSWERS = [
     Best(1),
@@ -46,13 +47,17 @@ def test_every_proposal_and_answer_is_committed_as_it_happens(tmp_path: Path) ->
     path = tmp_path / "s.sqlite"
     s = session(path)
     p = s.propose()
-    reader = sqlite3.connect(path)
-    stored = reader.execute("SELECT id, vectors FROM feedback_proposals").fetchall()
-    assert [row[0] for row in stored] == [1]
-    assert np.array_equal(np.frombuffer(stored[0][1], dtype="<f8").reshape(3, 4), vectors(p))
+    with Store.open(path, readonly=True) as reader:  # the proposal: its k candidates, asked
+        asked = reader.asked(0)
+        assert sorted(asked) == [1, 2, 3]
+        assert np.array_equal(np.stack([asked[i] for i in (1, 2, 3)]), vectors(p))
+        assert [(e.idx, e.loss) for e in reader.evaluations()] == [(0, 0.0)]  # the start, told 0
     s.answer(p.id, Best(2))
-    row = reader.execute("SELECT proposal_id, feedback, losses, new_best FROM feedback_answers").fetchone()
-    assert row == (1, '{"kind": "best", "choice": 2}', "[0.5, 0.5, -1.0]", 2)
+    with Store.open(path, readonly=True) as reader:  # the answer: the losses it implies, and itself
+        assert reader.asked(0) == {}
+        assert [(e.idx, e.loss) for e in reader.evaluations()] == [(0, 0.0), (1, 0.5), (2, 0.5), (3, -1.0)]
+        assert reader.answers(0) == [(1, {"kind": "best", "choice": 2})]
+        assert reader.settings()["mode"] == "feedback" and reader.settings()["answers"] == 8
     s.close()
 
 
@@ -82,8 +87,9 @@ def test_restart_resumes_exactly_where_it_was(tmp_path: Path, stop_after: int) -
         second.answer(p.id, answer)
     assert np.array_equal(second.best.vector, reference.best.vector)
     assert second.propose() is None
-    rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM feedback_proposals").fetchone()[0]
-    assert rows == len(ANSWERS)  # nothing asked twice
+    with Store.open(path, readonly=True) as reader:  # nothing asked twice
+        assert [e.idx for e in reader.evaluations()] == list(range(1 + 3 * len(ANSWERS)))
+        assert len(reader.answers(0)) == len(ANSWERS) and reader.asked(0) == {}
     second.close()
 
 
@@ -138,8 +144,8 @@ def test_a_store_that_does_not_replay_is_refused(tmp_path: Path) -> None:
     s.answer(s.propose().id, Best(0))
     s.close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE feedback_proposals SET vectors = ? WHERE id = 1", (np.ones(12).tobytes(),))
-    with pytest.raises(StoreError, match="gave other candidates than stored"):
+        db.execute("UPDATE evaluations SET vector = ? WHERE idx = 1", (np.ones(4).tobytes(),))
+    with pytest.raises(StoreError, match="the journal diverges from the optimizer at evaluation 1"):
         session(path)
 
 

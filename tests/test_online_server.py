@@ -14,6 +14,7 @@ from afterlearner.online import FeedbackSession, text
 from afterlearner.online.render import sound
 from afterlearner.online.server import MAX_BODY, create_app, new_token
 from afterlearner.online.task import FeedbackTask
+from afterlearner.store import Store
 
 
 def render(vector: np.ndarray) -> object:
@@ -31,7 +32,10 @@ def served(tmp_path: Path) -> tuple[TestClient, FeedbackSession, dict[str, str]]
 
 
 def answers_in_store(session: FeedbackSession) -> int:
-    return session._journal.connection.execute("SELECT COUNT(*) FROM feedback_answers").fetchone()[0]  # type: ignore[union-attr]
+    journal = session._engine.journal
+    assert journal is not None
+    with Store.open(journal.path, readonly=True) as reader:
+        return len(reader.answers(0))
 
 
 def test_state_and_a_vote(served: tuple) -> None:

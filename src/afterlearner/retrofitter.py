@@ -39,18 +39,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nevergrad as ng
 import numpy as np
 import torch
 
 from afterlearner import optimizers as optimizer_registry
-from afterlearner.errors import ConfigError, StoreError, TooManyFailures
+from afterlearner.errors import AfterlearnerError, ConfigError, StoreError, TooManyFailures
 from afterlearner.evaluators.base import Outcome, as_loss
 from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
+from afterlearner.searchspace import SearchSpace, search_space
 from afterlearner.space import Aleph
 from afterlearner.store import Evaluation, Store, best_evaluation
 
 #: Default number of consecutive failed evaluations after which a run stops with an error.
 MAX_CONSECUTIVE_FAILURES = 20
+#: With ``distinct_from_best``: how many times in a row the optimizer may re-propose the best so far.
+MAX_DUPLICATES = 1000
 #: The status of a retrofit still under way.
 RUNNING = "running"
 
@@ -64,15 +68,20 @@ class Candidate:
     run: int
     index: int
     vector: np.ndarray
-    aleph: Aleph = field(repr=False)
+    aleph: Aleph | None = field(repr=False)
 
     def values(self) -> dict[str, np.ndarray | float | int]:
         """Each ℵ-entry's value for this candidate, by name (the model is not touched)."""
-        return self.aleph.values(self.vector)
+        return self._aleph().values(self.vector)
 
     def apply(self) -> None:
         """Write this candidate into the model (``result()`` later writes the best one)."""
-        self.aleph.write(self.vector)
+        self._aleph().write(self.vector)
+
+    def _aleph(self) -> Aleph:
+        if self.aleph is None:
+            raise ConfigError("this candidate is of a plain parametrization: use .vector")
+        return self.aleph
 
 
 @dataclass(frozen=True)
@@ -150,11 +159,11 @@ def derive_seed(seed: int, run_index: int) -> int:
 
 
 def settings_of(
-    aleph: Aleph, optimizer: str, budget: int, workers: int, runs: int, seed: int, **extra: Any
+    space: Aleph | SearchSpace, optimizer: str, budget: int, workers: int, runs: int, seed: int, **extra: Any
 ) -> dict:
     """The settings a store is bound to (see :data:`afterlearner.store.IDENTITY_KEYS`)."""
     return {
-        "space": aleph.signature(),
+        "space": space.signature() if isinstance(space, Aleph) else space.signature,
         "optimizer": optimizer,
         "budget": int(budget),
         "workers": int(workers),
@@ -171,7 +180,6 @@ def check_positive_int(label: str, value: Any, minimum: int = 1) -> None:
 
 
 def _check_settings(
-    aleph: Aleph,
     budget: int,
     workers: int,
     runs: int,
@@ -181,9 +189,6 @@ def _check_settings(
     target: float | None,
     callbacks: Sequence[Callback],
 ) -> None:
-    if not isinstance(aleph, Aleph):
-        raise ConfigError(f"retrofit needs an afterlearner.Aleph, got {type(aleph).__name__}")
-    aleph.check()
     for label, value in (
         ("budget", budget),
         ("workers", workers),
@@ -210,7 +215,7 @@ class Retrofitter:
 
     def __init__(
         self,
-        aleph: Aleph,
+        space: Aleph | ng.p.Parameter,
         budget: int = 200,
         optimizer: str = optimizer_registry.DEFAULT_OPTIMIZER,
         workers: int = 1,
@@ -225,11 +230,31 @@ class Retrofitter:
         target: float | None = None,
         callbacks: Sequence[Callback] = (),
         journal_asks: bool = True,
+        start_loss: float | None = None,
+        distinct_from_best: bool = False,
+        run_seeds: Sequence[int] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
+        """See the module doc. The engine's own options, used by the feedback session:
+
+        ``start_loss``: the starting point is not asked and evaluated but told this loss (journaled
+        as evaluation 0); ``distinct_from_best``: a candidate equal to the best so far is told the
+        best's loss and replaced, never handed out; ``run_seeds``: the seed of each run (default:
+        derived from ``seed``); ``settings``: more settings recorded in the store (``"mode"`` is
+        part of its identity).
+        """
         callbacks = list(callbacks)
-        _check_settings(aleph, budget, workers, runs, seed, max_failures, time_limit, target, callbacks)
+        _check_settings(budget, workers, runs, seed, max_failures, time_limit, target, callbacks)
+        self.space = search_space(space)
+        self.aleph = space if isinstance(space, Aleph) else None
         self.info = optimizer_registry.get(optimizer)
-        self.aleph, self.budget, self.workers, self.runs, self.seed = aleph, budget, workers, runs, seed
+        self.budget, self.workers, self.runs, self.seed = budget, workers, runs, seed
+        if start_loss is not None and not (_is_real(start_loss) and math.isfinite(start_loss)):
+            raise ConfigError(f"start_loss must be a finite number, got {start_loss!r}")
+        if run_seeds is not None and len(run_seeds) != runs:
+            raise ConfigError(f"run_seeds must give one seed per run ({runs}), got {len(run_seeds)}")
+        self.start_loss, self.distinct_from_best = start_loss, distinct_from_best
+        self.run_seeds = [int(s) for s in run_seeds] if run_seeds is not None else None
         self.n, self.name, self.max_failures = n, name, max_failures
         self.time_limit, self.target, self.callbacks = time_limit, target, callbacks
         self.journal_asks = journal_asks
@@ -237,8 +262,9 @@ class Retrofitter:
         self.journal: Store | None = Store.open(store) if self._owns_store else store  # type: ignore[arg-type]
         try:
             if self.journal is not None:
+                extra = {"task": name, "n": n, **(settings or {})}
                 self.journal.bind(
-                    settings_of(aleph, self.info.name, budget, workers, runs, seed, task=name, n=n)
+                    settings_of(self.space, self.info.name, budget, workers, runs, seed, **extra)
                 )
             self._journal_rows = (
                 {row["run_index"]: row for row in self.journal.runs()} if self.journal else {}
@@ -293,10 +319,49 @@ class Retrofitter:
         ``loss`` is a number, or an exception (the evaluation failed), or an evaluator ``Outcome``.
         A loss that is not a finite number is a failed evaluation. Returns the journaled evaluation.
         """
+        return self.tell_many([(candidate, loss)])[0]
+
+    def tell_many(
+        self, told: Sequence[tuple[Candidate | int, object]], answer: Any = None
+    ) -> list[Evaluation]:
+        """Tell several losses at once, journaled in one transaction (all or nothing).
+
+        ``answer`` (JSON-able), if given, is journaled with them: what a person said of these
+        candidates (a feedback session's answer; a batch is answered once).
+        """
         run = self._current()
-        index = candidate.index if isinstance(candidate, Candidate) else candidate
         if run is None:
             raise ConfigError("nothing was asked yet: call ask() first")
+        slots = [self._slot_of(run, candidate) for candidate, _ in told]
+        if len({id(slot) for slot in slots}) != len(slots):
+            raise ConfigError("the same candidate is told twice in one call")
+        now = time.perf_counter()
+        evaluations = []
+        for slot, (_, loss) in zip(slots, told, strict=True):
+            outcome = _as_outcome(loss, now - slot.asked_at)
+            status = "ok" if outcome.ok else "failed"
+            evaluations.append(
+                Evaluation(
+                    run.index, slot.index, slot.vector, outcome.loss, status, outcome.error, outcome.wall_time
+                )
+            )
+        if self.journal is not None:
+            self.journal.record_batch(evaluations, told=self.journal_asks, answer=answer)
+        for slot, evaluation in zip(slots, evaluations, strict=True):
+            slot.evaluation = evaluation
+            run.new_evaluations += 1
+            self._observe(run, evaluation)
+            if self.callbacks:
+                self._call_back(run, evaluation)
+        self._check_time()
+        if self._status == RUNNING and all(s.evaluation is not None for s in run.batch):
+            self._flush(run)
+            self._ready()
+        return evaluations
+
+    def _slot_of(self, run: _Run, candidate: Candidate | int) -> _Slot:
+        """The current batch's slot of a candidate that may be told now; a clear error otherwise."""
+        index = candidate.index if isinstance(candidate, Candidate) else candidate
         if isinstance(candidate, Candidate) and candidate.run != run.index:
             raise ConfigError(
                 f"candidate {index} belongs to run {candidate.run}; the current run is {run.index}"
@@ -310,30 +375,9 @@ class Retrofitter:
             raise ConfigError(f"candidate {index} of run {run.index} was already told")
         if isinstance(candidate, Candidate) and not np.array_equal(candidate.vector, slot.vector):
             raise ConfigError(
-                f"candidate {index} has another vector than the one asked (another retrofitter's?)"
+                f"candidate {index} has another vector than the one asked (another Retrofitter's?)"
             )
-        outcome = _as_outcome(loss, time.perf_counter() - slot.asked_at)
-        evaluation = Evaluation(
-            run.index,
-            slot.index,
-            slot.vector,
-            outcome.loss,
-            "ok" if outcome.ok else "failed",
-            outcome.error,
-            outcome.wall_time,
-        )
-        if self.journal is not None:
-            self.journal.record(evaluation, told=self.journal_asks)
-        slot.evaluation = evaluation
-        run.new_evaluations += 1
-        self._observe(run, evaluation)
-        if self.callbacks:
-            self._call_back(run, evaluation)
-        self._check_time()
-        if self._status == RUNNING and all(s.evaluation is not None for s in run.batch):
-            self._flush(run)
-            self._ready()
-        return evaluation
+        return slot
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -349,6 +393,17 @@ class Retrofitter:
     def evaluations(self) -> int:
         """Evaluations of every run so far (replayed from the journal included)."""
         return sum(len(run.evaluated()) for run in self._runs)
+
+    def evaluated(self, run_index: int = 0) -> list[Evaluation]:
+        """Every evaluation of a run so far, in index order (replayed ones included)."""
+        run = next((run for run in self._runs if run.index == run_index), None)
+        return run.evaluated() if run is not None else []
+
+    @property
+    def best(self) -> Evaluation | None:
+        """The best evaluation so far over every run (lowest loss; ties: the earliest run)."""
+        bests = [best for run in self._runs if (best := run.best()) is not None]
+        return min(bests, key=lambda e: e.loss) if bests else None  # type: ignore[arg-type,return-value]
 
     @property
     def best_loss(self) -> float | None:
@@ -381,6 +436,8 @@ class Retrofitter:
         ``test_loss`` (the held-out loss) is evaluated on the trained and on the returned model,
         unless the run was interrupted, or the store already holds both figures of a complete run.
         """
+        if self.aleph is None:
+            raise ConfigError("result() writes into a model: it needs an Aleph; use .best for a plain space")
         if self._status == RUNNING:
             self._ready()  # a journal that holds the whole run replays to the end here
         best_run = min(
@@ -481,11 +538,10 @@ class Retrofitter:
         return None
 
     def _start_run(self, run_index: int) -> _Run:
-        seed = derive_seed(self.seed, run_index)
-        parametrization = self.aleph.parametrization()
-        parametrization.random_state = np.random.RandomState(seed)
-        optimizer = self.info.make(parametrization, self.budget, self.workers)
-        optimizer.suggest(parametrization.value)  # the trained model is always the first candidate
+        seed = self.run_seeds[run_index] if self.run_seeds is not None else derive_seed(self.seed, run_index)
+        optimizer = self.info.make(self.space.parametrization(seed), self.budget, self.workers)
+        if self.start_loss is None:
+            optimizer.suggest(optimizer.parametrization.value)  # the trained model is the first candidate
         row = self._journal_rows.get(run_index)
         journaled: dict[int, Evaluation] = {}
         asked: dict[int, np.ndarray] = {}
@@ -496,18 +552,38 @@ class Retrofitter:
             journaled = {evaluation.idx: evaluation for evaluation in self.journal.evaluations(run_index)}
             asked = self.journal.asked(run_index)
         prior = _prior_wall(row)
-        run = _Run(
-            RunOutcome(run_index, seed, [], None), optimizer, journaled, asked, prior, time.perf_counter()
-        )
+        outcome = RunOutcome(run_index, seed, [], None)
+        run = _Run(outcome, optimizer, journaled, asked, prior, time.perf_counter())
         self._runs.append(run)
+        if self.start_loss is not None:
+            self._tell_start(run)
         return run
+
+    def _tell_start(self, run: _Run) -> None:
+        """Tell the starting point its given loss without asking it (journaled as evaluation 0)."""
+        loss = float(self.start_loss)  # type: ignore[arg-type]
+        start = Evaluation(run.index, 0, self.space.start.copy(), loss, "ok", None, 0.0)
+        journaled = run.journaled.get(0)
+        if journaled is None:
+            if self.journal is not None:
+                self.journal.record(start)
+        elif not (np.array_equal(journaled.vector, start.vector) and journaled.loss == start.loss):
+            raise StoreError(
+                f"the journal's evaluation 0 of run {run.index} is not this space's starting point: "
+                "the store was written by different code or settings; use another store file"
+            )
+        run.optimizer.tell(run.optimizer.parametrization.spawn_child(), start.loss)
+        run.outcome.history.append(start)
+        self._observe(run, start)
 
     def _new_batch(self, run: _Run) -> None:
         """Ask the next λ candidates; fill in those the journal already holds (checked bit for bit)."""
         start = run.told
+        best = run.best() if self.distinct_from_best else None
         for j in range(min(self.workers, self.budget - start)):
-            parameter = run.optimizer.ask()
-            vector = self.aleph.to_vector(parameter.value)
+            parameter, vector = self._ask_one(run, best)
+            if start + j == 0:
+                vector = self.space.start.copy()  # exactly the trained model (a log scale may round it)
             slot = _Slot(parameter, start + j, vector)
             journaled = run.journaled.get(slot.index)
             asked = run.asked.get(slot.index)
@@ -524,6 +600,16 @@ class Retrofitter:
             else:
                 slot.asked_before = asked is not None
             run.batch.append(slot)
+
+    def _ask_one(self, run: _Run, best: Evaluation | None) -> tuple[Any, np.ndarray]:
+        """One candidate from the optimizer; with ``distinct_from_best``, never the best so far."""
+        for _ in range(MAX_DUPLICATES + 1):
+            parameter = run.optimizer.ask()
+            vector = self.space.to_vector(parameter.value)
+            if best is None or not np.array_equal(vector, best.vector):
+                return parameter, vector
+            run.optimizer.tell(parameter, best.loss)  # the same point: the same loss, not shown again
+        raise AfterlearnerError(f"{self.info.name} keeps proposing the best so far only")
 
     def _hand_out(self, run: _Run, slot: _Slot) -> Candidate:
         if self.journal is not None and self.journal_asks and not slot.asked_before:

@@ -69,4 +69,4 @@ def search_space(space: Aleph | ng.p.Parameter) -> SearchSpace:
         }
         json.dumps(signature)
         return SearchSpace(space.copy, _flatten, start, signature)
-    raise ConfigError(f"the search space must be an Aleph or an ng.p parameter, not {type(space).__name__}")
+    raise ConfigError(f"the search space must be an Aleph or ng.p parameter, not {type(space).__name__}")

@@ -25,7 +25,9 @@ VERSION = "1"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Settings that must match for a store to be resumed; the others are recorded for display only.
-IDENTITY_KEYS = ("space", "optimizer", "seed", "workers", "runs", "budget")
+IDENTITY_KEYS = ("mode", "space", "optimizer", "seed", "workers", "runs", "budget")
+#: ``settings["mode"]`` of a feedback session's store (an offline retrofit's has none).
+FEEDBACK = "feedback"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +43,10 @@ CREATE TABLE IF NOT EXISTS evaluations (
     run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, loss REAL,
     status TEXT NOT NULL, error TEXT, wall_time REAL NOT NULL, finished REAL NOT NULL,
     PRIMARY KEY (run_index, idx)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    run_index INTEGER NOT NULL, first_idx INTEGER NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (run_index, first_idx)
 );
 CREATE TABLE IF NOT EXISTS asked (
     run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, asked REAL NOT NULL,
@@ -87,8 +93,16 @@ def _unblob(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype="<f8").copy()
 
 
+class DuplicateAnswer(StoreError):
+    """A batch already has its answer in the store (a second answer to the same proposal)."""
+
+
 class Store:
-    """An open journal. Use :meth:`open`; close it (or use it as a context manager) when done."""
+    """An open journal. Use :meth:`open`; close it (or use it as a context manager) when done.
+
+    One connection; it may be used from several threads (a web server's), one at a time: callers
+    serialise access (the feedback session holds a lock around every use).
+    """
 
     def __init__(self, path: Path, connection: sqlite3.Connection, readonly: bool) -> None:
         self.path = path
@@ -109,9 +123,11 @@ class Store:
                     raise StoreError(f"{path} is not an afterlearner store (not an SQLite file)")
         try:
             if readonly:
-                connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                connection = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                )
             else:
-                connection = sqlite3.connect(path, timeout=30)
+                connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
             store = cls(path, connection, readonly)
@@ -178,6 +194,12 @@ class Store:
                     "INSERT INTO study VALUES (1, ?, ?)", (json.dumps(settings, sort_keys=True), time.time())
                 )
             return
+        if existing.get("mode") != settings.get("mode"):
+            kinds = {None: "an offline retrofit", FEEDBACK: "a feedback session"}
+            raise StoreError(
+                f"{self.path} is {kinds.get(existing.get('mode'), existing.get('mode'))} store, not "
+                f"{kinds.get(settings.get('mode'), settings.get('mode'))} store: use another store file"
+            )
         differences = [
             f"{key}: store has {_short(existing.get(key))}, this run has {_short(settings.get(key))}"
             for key in IDENTITY_KEYS
@@ -218,25 +240,48 @@ class Store:
 
     def record(self, evaluation: Evaluation, told: bool = False) -> None:
         """Commit one evaluation (``told``: and remove it from the asked candidates, atomically)."""
-        with self._write() as db:
-            if told:
-                db.execute(
-                    "DELETE FROM asked WHERE run_index = ? AND idx = ?",
-                    (evaluation.run_index, evaluation.idx),
+        self.record_batch([evaluation], told)
+
+    def record_batch(self, evaluations: list[Evaluation], told: bool = False, answer: Any = None) -> None:
+        """Commit evaluations together, with ``answer`` (JSON: what a person said of them) if given.
+
+        All or nothing. An evaluation or an answer journaled already raises :class:`DuplicateAnswer`
+        and commits nothing.
+        """
+        now = time.time()
+        try:
+            with self._write() as db:
+                if answer is not None:
+                    first = evaluations[0]
+                    db.execute(
+                        "INSERT INTO answers VALUES (?, ?, ?, ?)",
+                        (first.run_index, first.idx, json.dumps(answer), now),
+                    )
+                if told:
+                    keys = [(e.run_index, e.idx) for e in evaluations]
+                    db.executemany("DELETE FROM asked WHERE run_index = ? AND idx = ?", keys)
+                db.executemany(
+                    "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (e.run_index, e.idx, _blob(e.vector), e.loss, e.status, e.error, e.wall_time, now)
+                        for e in evaluations
+                    ],
                 )
-            db.execute(
-                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    evaluation.run_index,
-                    evaluation.idx,
-                    _blob(evaluation.vector),
-                    evaluation.loss,
-                    evaluation.status,
-                    evaluation.error,
-                    evaluation.wall_time,
-                    time.time(),
-                ),
-            )
+        except sqlite3.IntegrityError as error:
+            first = evaluations[0]
+            raise DuplicateAnswer(
+                f"evaluation {first.idx} of run {first.run_index} is journaled already ({error})"
+            ) from error
+
+    def answers(self, run_index: int = 0) -> list[tuple[int, Any]]:
+        """(first evaluation index, answer) of every answered batch of a run, in order."""
+        try:
+            rows = self.connection.execute(
+                "SELECT first_idx, answer FROM answers WHERE run_index = ? ORDER BY first_idx", (run_index,)
+            ).fetchall()
+        except sqlite3.OperationalError:  # a store written before answers, opened read-only
+            return []
+        return [(first, json.loads(answer)) for first, answer in rows]
 
     def finish_run(self, run_index: int, status: str, **fields: Any) -> None:
         allowed = {"initial_loss", "best_loss", "best_vector", "test_initial", "test_best", "wall_time"}

@@ -17,10 +17,14 @@ Rules
   it is told only what the answers imply (see :mod:`afterlearner.online.feedback`). The starting
   candidate is told first, as the current best, with loss 0. An asked candidate identical to the
   current best is told the current best's loss and replaced, never shown.
-* With a ``store``, each proposal and each answer is committed before anything else happens. A new
-  session on the same store (same space, k, budget, optimizer, seed) re-creates the seeded optimizer
-  and replays the stored answers into it; it checks that every re-asked candidate is bit-identical
-  to the stored one and re-opens the pending proposal under the same id: nothing is lost or asked twice.
+* The session is the ask/tell engine (:class:`~afterlearner.retrofitter.Retrofitter`) with λ = k:
+  a proposal is a batch, an answer is one atomic tell of the k losses it implies (with the answer
+  itself journaled beside them), the start is evaluation 0, told loss 0.
+* With a ``store``, each proposal (as asked candidates) and each answer (as told evaluations) is
+  committed before anything else happens. A new session on the same store (same space, k, budget,
+  optimizer, seed) replays the journal into a freshly seeded optimizer, checks every re-asked
+  candidate bit for bit, and re-opens the pending proposal under the same id: nothing is lost or
+  asked twice. The journal is an ordinary store (``afterlearner show`` reads it).
 * All methods are thread-safe (one lock): two concurrent answers to one proposal count once; the
   second is refused as already answered.
 """
@@ -29,26 +33,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nevergrad as ng
 import numpy as np
 
-from afterlearner.errors import AfterlearnerError, ConfigError, StoreError
+from afterlearner.errors import AfterlearnerError, ConfigError
 from afterlearner.online.feedback import Feedback, FeedbackError, Tells, parse, tells, to_json, validate
-from afterlearner.online.journal import DuplicateAnswer, FeedbackJournal
 from afterlearner.online.render import Rendering
 from afterlearner.optimizers import get as get_optimizer
-from afterlearner.searchspace import SearchSpace, search_space
+from afterlearner.retrofitter import Candidate as Asked
+from afterlearner.retrofitter import Retrofitter, check_positive_int
 from afterlearner.space import Aleph
+from afterlearner.store import FEEDBACK, DuplicateAnswer, Evaluation, best_evaluation
 
 #: The default optimizer of a feedback session: differential evolution, the best of the comparison-based
 #: optimizers we measured with a simulated user on the digit demo (docs/online.md).
 DEFAULT_OPTIMIZER = "TwoPointsDE"
-#: How many times in a row the optimizer may re-propose the current best before we give up.
-MAX_DUPLICATES = 1000
 
 Renderer = Callable[[np.ndarray], Rendering]
 
@@ -98,15 +101,12 @@ class Progress:
 @dataclass
 class _Open:
     id: int
-    asked: list[ng.p.Parameter]
-    vectors: np.ndarray
+    asked: list[Asked]
     renderings: list[Rendering] | None = None
 
-
-@dataclass
-class _History:
-    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    best_after: list[np.ndarray] = field(default_factory=list)
+    @property
+    def vectors(self) -> np.ndarray:
+        return np.stack([candidate.vector for candidate in self.asked])
 
 
 class FeedbackSession:
@@ -123,9 +123,9 @@ class FeedbackSession:
         seed: int = 0,
         store: str | Path | None = None,
     ) -> None:
-        _check_int("k", k, 1)
-        _check_int("budget", budget, 1)
-        _check_int("seed", seed, 0)
+        check_positive_int("k", k)
+        check_positive_int("budget", budget)
+        check_positive_int("seed", seed, minimum=0)
         info = get_optimizer(optimizer)
         if not info.comparison_based:
             raise ConfigError(
@@ -134,49 +134,44 @@ class FeedbackSession:
             )
         if not callable(render):
             raise ConfigError(f"render must be a callable vector -> Rendering, got {render!r}")
-        self.space: SearchSpace = search_space(space)
         self.k, self.budget, self.seed, self.optimizer_name = k, budget, seed, info.name
         self._render = render
         self._lock = threading.RLock()
-        self._optimizer = info.make(self.space.parametrization(seed), budget=budget * k + 1, workers=k)
-        self._level = 0.0
-        self._best_vector = self.space.start.copy()
-        self._best_rendering: Rendering | None = None
-        self._improvements = 0
-        self._next_id = 1
+        self._engine = Retrofitter(
+            space,
+            budget=1 + budget * k,  # the start, then k candidates per answer
+            optimizer=info.name,
+            workers=k,
+            seed=seed,
+            store=store,
+            start_loss=0.0,  # the start is the current best until an answer prefers something
+            distinct_from_best=True,  # the current best is never shown as a candidate
+            run_seeds=[seed],
+            settings=self.settings(),
+        )
+        self.space = self._engine.space
         self._open: _Open | None = None
-        self._history = _History()
-        self._optimizer.tell(self._optimizer.parametrization.spawn_child(), self._level)
-        self._journal: FeedbackJournal | None = None
-        if store is not None:
-            self._journal = FeedbackJournal.open(store, self.settings())
-            try:
-                self._replay()
-            except BaseException:
-                self._journal.close()
-                raise
+        self._best_rendering: tuple[bytes, Rendering] | None = None
+        try:
+            self._engine.pending()  # replays the store, if any, up to the open proposal
+            self._answers = self._engine.journal.answers(0) if self._engine.journal is not None else []
+        except BaseException:
+            self._engine.close()
+            raise
 
     # -- public API ---------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
-        """What identifies the session in a store (a store made with other settings is refused)."""
-        return {
-            "space": self.space.signature,
-            "optimizer": self.optimizer_name,
-            "seed": self.seed,
-            "workers": self.k,
-            "budget": self.budget,
-        }
+        """What a feedback store records besides the engine's settings (``mode`` is part of its identity)."""
+        return {"mode": FEEDBACK, "k": self.k, "answers": self.budget}
 
     def propose(self) -> Proposal | None:
-        """The open proposal (creating and storing a new one if none is open); None when finished."""
+        """The open proposal (asking and storing a new one if none is open); None when finished."""
         with self._lock:
             if self._open is None:
-                if len(self._history.answers) >= self.budget:
+                asked = self._engine.ask_batch()
+                if not asked:
                     return None
-                self._open = self._ask(self._next_id)
-                self._next_id += 1
-                if self._journal is not None:
-                    self._journal.add_proposal(self._open.id, self._open.vectors)
+                self._open = _Open(self._id_of(asked[0].index), asked)
             return self._proposal(self._open)
 
     def answer(self, proposal_id: int, feedback: Feedback | dict[str, Any]) -> Tells:
@@ -189,52 +184,56 @@ class FeedbackSession:
             if isinstance(proposal_id, bool) or not isinstance(proposal_id, int):
                 raise FeedbackError(f"proposal must be an integer id, got {proposal_id!r}")
             if self._open is None or proposal_id != self._open.id:
-                if 1 <= proposal_id < self._next_id:
+                if 1 <= proposal_id <= len(self._answers):
                     current = f"; the open proposal is {self._open.id}" if self._open else ""
                     raise StaleProposal(f"proposal {proposal_id} was already answered{current}")
-                if len(self._history.answers) >= self.budget:
+                if len(self._answers) >= self.budget:
                     raise SessionFinished(f"the session is finished: all {self.budget} answers were given")
                 raise UnknownProposal(
                     f"there is no proposal {proposal_id}"
                     + (f"; the open proposal is {self._open.id}" if self._open else "")
                 )
             parsed = parse(feedback, self.k) if isinstance(feedback, dict) else validate(feedback, self.k)
-            told = tells(parsed, self.k, self._level)
-            if self._journal is not None:
-                try:
-                    self._journal.add_answer(proposal_id, to_json(parsed), told.losses, told.new_best)
-                except DuplicateAnswer as error:
-                    raise StaleProposal(f"proposal {proposal_id} was already answered") from error
-            self._apply(self._open, parsed, told)
+            told = tells(parsed, self.k, self._level())
+            answer = to_json(parsed)
+            try:
+                self._engine.tell_many(list(zip(self._open.asked, told.losses, strict=True)), answer=answer)
+            except DuplicateAnswer as error:
+                raise StaleProposal(f"proposal {proposal_id} was already answered") from error
+            if told.new_best is not None and self._open.renderings is not None:
+                vector = self._open.asked[told.new_best].vector
+                self._best_rendering = (vector.tobytes(), self._open.renderings[told.new_best])
+            self._answers.append((self._open.asked[0].index, answer))
+            self._open = None
             return told
 
     @property
     def best(self) -> Candidate:
         """The current recommendation (the start until an answer prefers something) and its rendering."""
         with self._lock:
-            if self._best_rendering is None:
-                self._best_rendering = self._render_checked(self._best_vector)
-            return Candidate(-1, self._best_vector.copy(), self._best_rendering)
+            vector = self._best().vector
+            if self._best_rendering is None or self._best_rendering[0] != vector.tobytes():
+                self._best_rendering = (vector.tobytes(), self._render_checked(vector))
+            return Candidate(-1, vector.copy(), self._best_rendering[1])
 
     def progress(self) -> Progress:
         with self._lock:
-            answers = len(self._history.answers)
-            return Progress(answers, self.budget, self._improvements, answers >= self.budget, self.k)
+            answers = len(self._answers)
+            return Progress(answers, self.budget, self._improvements(), answers >= self.budget, self.k)
 
     def history(self) -> list[tuple[int, dict[str, Any], np.ndarray]]:
         """(proposal id, answer as JSON, best vector after it) for every answer so far."""
         with self._lock:
+            evaluated = self._engine.evaluated()
             return [
-                (pid, answer, best.copy())
-                for (pid, answer), best in zip(self._history.answers, self._history.best_after, strict=True)
+                (self._id_of(first), answer, best_evaluation(evaluated[: first + self.k]).vector.copy())  # type: ignore[union-attr]
+                for first, answer in self._answers
             ]
 
     def close(self) -> None:
         """Close the store (the session object must not be used afterwards)."""
         with self._lock:
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
+            self._engine.close()
 
     def __enter__(self) -> FeedbackSession:
         return self
@@ -243,30 +242,35 @@ class FeedbackSession:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------------
-    def _ask(self, proposal_id: int) -> _Open:
-        asked: list[ng.p.Parameter] = []
-        duplicates = 0
-        while len(asked) < self.k:
-            candidate = self._optimizer.ask()
-            vector = self.space.to_vector(candidate.value)
-            if np.array_equal(vector, self._best_vector):
-                duplicates += 1
-                if duplicates > MAX_DUPLICATES:
-                    raise SessionError(f"{self.optimizer_name} keeps proposing the current best only")
-                self._optimizer.tell(candidate, self._level)
-                continue
-            asked.append(candidate)
-        vectors = np.stack([self.space.to_vector(c.value) for c in asked])
-        return _Open(proposal_id, asked, vectors)
+    def _id_of(self, first_index: int) -> int:
+        """A proposal's id: 1, 2, ... (its candidates are evaluations 1..k, k+1..2k, ... of the run)."""
+        return (first_index - 1) // self.k + 1
+
+    def _best(self) -> Evaluation:
+        best = self._engine.best
+        assert best is not None  # the start is always told
+        return best
+
+    def _level(self) -> float:
+        """The loss told for the current best (0 at the start, lower after each improvement)."""
+        return float(self._best().loss)  # type: ignore[arg-type]
+
+    def _improvements(self) -> int:
+        """How many answers preferred a candidate to the current best."""
+        evaluated, count = self._engine.evaluated(), 0
+        for first, _ in self._answers:
+            level = min(e.loss for e in evaluated[:first])  # type: ignore[type-var]
+            count += min(e.loss for e in evaluated[first : first + self.k]) < level  # type: ignore[type-var,operator]
+        return count
 
     def _proposal(self, open_: _Open) -> Proposal:
         if open_.renderings is None:
-            open_.renderings = [self._render_checked(vector) for vector in open_.vectors]
+            open_.renderings = [self._render_checked(candidate.vector) for candidate in open_.asked]
         return Proposal(
             open_.id,
             tuple(
-                Candidate(i, vector.copy(), rendering)
-                for i, (vector, rendering) in enumerate(zip(open_.vectors, open_.renderings, strict=True))
+                Candidate(i, candidate.vector.copy(), rendering)
+                for i, (candidate, rendering) in enumerate(zip(open_.asked, open_.renderings, strict=True))
             ),
         )
 
@@ -275,41 +279,3 @@ class FeedbackSession:
         if not isinstance(rendering, Rendering):
             raise ConfigError(f"render returned {type(rendering).__name__}, not an online Rendering")
         return rendering
-
-    def _apply(self, open_: _Open, feedback: Feedback, told: Tells) -> None:
-        for candidate, loss in zip(open_.asked, told.losses, strict=True):
-            self._optimizer.tell(candidate, loss)
-        if told.new_best is not None:
-            self._best_vector = open_.vectors[told.new_best].copy()
-            self._best_rendering = open_.renderings[told.new_best] if open_.renderings is not None else None
-            self._improvements += 1
-        self._level = told.level
-        self._history.answers.append((open_.id, to_json(feedback)))
-        self._history.best_after.append(self._best_vector.copy())
-        self._open = None
-
-    def _replay(self) -> None:
-        assert self._journal is not None
-        stored = self._journal.proposals()
-        for position, row in enumerate(stored):
-            if row.id != self._next_id:
-                raise StoreError(f"{self._journal.path}: proposal ids are not consecutive (found {row.id})")
-            open_ = self._ask(row.id)
-            self._next_id += 1
-            if not np.array_equal(open_.vectors, row.vectors):
-                raise StoreError(
-                    f"{self._journal.path}: replaying proposal {row.id} gave other candidates than stored; "
-                    "the task, its starting point or the optimizer's version changed since the store was made"
-                )
-            if row.answer is None:
-                if position != len(stored) - 1:
-                    raise StoreError(f"{self._journal.path}: proposal {row.id} is unanswered but not last")
-                self._open = open_
-                continue
-            feedback = parse(row.answer, self.k)
-            self._apply(open_, feedback, tells(feedback, self.k, self._level))
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
