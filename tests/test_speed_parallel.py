@@ -201,8 +201,8 @@ def test_dask_candidates_wait_for_a_thread_stuck_on_a_timed_out_call():
 
 def test_cli_refuses_inconsistent_parallel_options(capsys):
     assert main(["run", TASK, "--timeout", "3", "--budget", "2", "--quiet"]) == 2
-    assert "--timeout applies to --processes or --dask" in capsys.readouterr().err
+    assert "a timeout applies to evaluation in worker processes or on Dask" in capsys.readouterr().err
     assert main(["run", TASK, "--dask", "local:two", "--budget", "2", "--quiet"]) == 2
-    assert "--dask local:N needs a number" in capsys.readouterr().err
+    assert "a local Dask cluster is 'local:N'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", TASK, "--processes", "2", "--dask", "tcp://localhost:8786"])

@@ -25,6 +25,7 @@ from typing import Any
 
 from afterlearner import experiments
 from afterlearner.errors import ConfigError
+from afterlearner.evaluators import make_evaluator
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.task import Task
@@ -97,13 +98,14 @@ def run_experiment(
     setup_time = time.perf_counter() - started
     extra_metrics = _hook(module, "extra_metrics")
     extra_before = extra_metrics(task) if extra_metrics else {}
-    evaluator = None
-    if processes > 1:
-        from afterlearner.evaluators.processes import ProcessEvaluator
-
-        evaluator = ProcessEvaluator(
-            f"{module.__file__}:make_task", processes, aleph=task.aleph, kwargs={"reduced": reduced}
-        )
+    evaluator, _ = make_evaluator(
+        task.aleph,
+        task.loss,
+        workers=workers,
+        processes=processes if processes > 1 else None,
+        spec=f"{module.__file__}:make_task",
+        factory_kwargs={"reduced": reduced},
+    )
     # retrofit closes the evaluator (the worker processes), whatever happens
     result = retrofit(
         task.aleph,

@@ -20,7 +20,7 @@ from typing import Any
 
 from afterlearner import optimizers as optimizer_registry
 from afterlearner.errors import ConfigError
-from afterlearner.evaluators import Evaluator, default_evaluator
+from afterlearner.evaluators import Evaluator, make_evaluator
 from afterlearner.progress import RunProgress
 from afterlearner.result import RetrofitResult, RunOutcome
 from afterlearner.retrofitter import (
@@ -97,8 +97,8 @@ def retrofit(
         raise
     try:
         try:
-            if not engine.done and not engine.already_complete:
-                evaluator = evaluator or default_evaluator(aleph, loss, workers)
+            if evaluator is None and not engine.done and not engine.already_complete:
+                evaluator, _ = make_evaluator(aleph, loss, workers=workers)
             _drive(engine, evaluator, budget * runs, progress)
         except KeyboardInterrupt:
             engine.interrupt()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from afterlearner.cli.options import add_parallel_options, add_retrofit_options, add_run_control_options
 
@@ -25,7 +24,7 @@ def say(message: str) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from afterlearner.evaluators import default_evaluator, describe
+    from afterlearner.evaluators import describe, make_evaluator
     from afterlearner.losses import DatasetLoss
     from afterlearner.optimizers import DEFAULT_OPTIMIZER
     from afterlearner.report import print_result
@@ -45,18 +44,30 @@ def handle(args: argparse.Namespace) -> int:
             settings = store.settings()
             complete = settings is not None and store.complete(budget, args.runs)
             slots = settings["workers"] if complete else 1  # λ as the run had it, without starting workers
-    evaluator, slots = (None, slots) if complete else make_evaluator(args, task)
-    workers = args.workers if args.workers is not None else slots
+    evaluator, workers = None, args.workers or slots
     if complete:
         say(f"{args.store} is already complete: nothing to evaluate; the figures are the original run's")
     else:
-        if evaluator is None:
-            if isinstance(task.loss, DatasetLoss):
-                say("choosing the evaluator (probing the forward pass for a frozen prefix to cache) ...")
-            evaluator = default_evaluator(task.aleph, task.loss, workers)
+        if args.processes is not None:
+            say(f"starting {args.processes} worker processes (each builds the task once) ...")
+        elif args.dask is not None:
+            say(
+                f"starting {'a local Dask cluster' if args.dask.startswith('local:') else 'Dask workers'} ..."
+            )
+        elif isinstance(task.loss, DatasetLoss):
+            say("choosing the evaluator (probing the forward pass for a frozen prefix to cache) ...")
+        evaluator, workers = make_evaluator(
+            task.aleph,
+            task.loss,
+            workers=args.workers,
+            processes=args.processes,
+            dask=args.dask,
+            spec=args.task,
+            timeout=args.timeout,
+        )
         say(f"evaluator: {describe(evaluator)}")
         source = (
-            "--workers" if args.workers is not None else ("the parallel slots" if slots > 1 else "default")
+            "--workers" if args.workers is not None else ("the parallel slots" if workers > 1 else "default")
         )
         say(
             f"λ = {workers} ({source}), optimizer {optimizer}, budget {budget}, runs {args.runs}, "
@@ -92,35 +103,3 @@ def _exists(path: str) -> bool:
     from pathlib import Path
 
     return Path(path).is_file() and Path(path).stat().st_size > 0
-
-
-def make_evaluator(args: argparse.Namespace, task: Any) -> tuple[Any, int]:
-    """The evaluator ``--processes``/``--dask`` ask for (None: in this process) and its parallel slots."""
-    from afterlearner.errors import ConfigError
-
-    if args.processes is not None:
-        from afterlearner.evaluators.processes import ProcessEvaluator
-
-        if args.processes < 1:
-            raise ConfigError(f"--processes must be >= 1, got {args.processes}")
-        say(f"starting {args.processes} worker processes (each builds the task once) ...")
-        evaluator = ProcessEvaluator(args.task, args.processes, timeout=args.timeout, aleph=task.aleph)
-        return evaluator, args.processes
-    if args.dask is not None:
-        from afterlearner.evaluators.dask import DaskEvaluator
-
-        local = args.dask.startswith("local:")
-        if local and not args.dask[6:].isdigit():
-            raise ConfigError(f"--dask local:N needs a number of workers, got {args.dask!r}")
-        say(f"starting {'a local Dask cluster' if local else 'Dask workers at ' + args.dask} ...")
-        evaluator = DaskEvaluator(
-            args.task,
-            None if local else args.dask,
-            timeout=args.timeout,
-            aleph=task.aleph,
-            n_workers=int(args.dask[6:]) if local else 2,
-        )
-        return evaluator, evaluator.slots()
-    if args.timeout is not None:
-        raise ConfigError("--timeout applies to --processes or --dask evaluation")
-    return None, 1

@@ -21,7 +21,15 @@ from afterlearner.evaluators.base import Evaluator, Outcome, measure
 from afterlearner.evaluators.sequential import SequentialEvaluator
 from afterlearner.space import Aleph
 
-__all__ = ["Evaluator", "Outcome", "SequentialEvaluator", "default_evaluator", "describe", "measure"]
+__all__ = [
+    "Evaluator",
+    "Outcome",
+    "SequentialEvaluator",
+    "default_evaluator",
+    "describe",
+    "make_evaluator",
+    "measure",
+]
 
 #: The most memory the automatic prefix cache may take; above it, a warning and full forward passes.
 AUTOMATIC_CACHE_LIMIT = "2GiB"
@@ -59,6 +67,69 @@ def default_evaluator(aleph: Aleph, loss: Callable[[Any], object], workers: int)
     if cache is not None:
         return CachedEvaluator(aleph, loss, cache=cache)
     return SequentialEvaluator(aleph, loss, why=why)
+
+
+def make_evaluator(
+    aleph: Aleph,
+    loss: Callable[[Any], object],
+    *,
+    workers: int | None = None,
+    processes: int | None = None,
+    dask: str | None = None,
+    spec: str | None = None,
+    factory_kwargs: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> tuple[Evaluator, int]:
+    """The evaluator for a task and the parallel settings, and the λ to ask with.
+
+    ``processes=N``: N worker processes on this machine; ``dask``: a Dask cluster (a scheduler
+    address, or ``"local:N"`` for a local one). Both build the task in every worker from ``spec``
+    (``"path/to/task.py:factory"``, called with ``factory_kwargs``) and need it. Otherwise the
+    candidates are evaluated in this process by :func:`default_evaluator`. ``workers`` (λ) defaults
+    to the parallel slots (1 in this process). ``timeout`` (seconds per evaluation) needs workers.
+    One function for the command line, ``reproduce`` and the Python API (``retrofit`` calls it).
+    """
+    from afterlearner.errors import ConfigError
+
+    if processes is not None and dask is not None:
+        raise ConfigError("choose worker processes or a Dask cluster, not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if (processes is not None or dask is not None) and spec is None:
+        raise ConfigError("evaluation in workers needs the task file: spec='path/to/task.py:factory'")
+    if processes is not None:
+        from afterlearner.evaluators.processes import ProcessEvaluator
+
+        evaluator: Evaluator = ProcessEvaluator(
+            spec,
+            processes,
+            timeout=timeout,
+            aleph=aleph,
+            kwargs=factory_kwargs,  # type: ignore[arg-type]
+        )
+        return evaluator, workers or processes
+    if dask is not None:
+        from afterlearner.evaluators.dask import DaskEvaluator
+
+        local = dask.startswith("local:")
+        if local and not dask[6:].isdigit():
+            raise ConfigError(f"a local Dask cluster is 'local:N' with N workers, got {dask!r}")
+        if factory_kwargs:
+            raise ConfigError(
+                "Dask workers build the task with no arguments: factory_kwargs are not supported"
+            )
+        dask_evaluator = DaskEvaluator(
+            spec,  # type: ignore[arg-type]
+            None if local else dask,
+            timeout=timeout,
+            aleph=aleph,
+            n_workers=int(dask[6:]) if local else 2,
+        )
+        return dask_evaluator, workers or dask_evaluator.slots()
+    if timeout is not None:
+        raise ConfigError("a timeout applies to evaluation in worker processes or on Dask")
+    workers = workers or 1
+    return default_evaluator(aleph, loss, workers), workers
 
 
 def describe(evaluator: Evaluator) -> str:
