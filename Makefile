@@ -27,7 +27,7 @@ test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
