@@ -170,3 +170,41 @@ def test_every_kind_of_comparison_based_optimizer_replays_exactly(tmp_path: Path
         reference.answer(q.id, answer)
     assert np.array_equal(resumed.best.vector, reference.best.vector)
     resumed.close()
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_undo_takes_back_the_last_answer_as_if_never_given(tmp_path: Path, stored: bool) -> None:
+    path = tmp_path / "s.sqlite" if stored else None
+    reference = session(None)  # never saw the mistaken answer
+    for answer in ANSWERS[:3]:
+        reference.answer(reference.propose().id, answer)
+    s = session(path)
+    for answer in ANSWERS[:2]:
+        s.answer(s.propose().id, answer)
+    mistaken = s.propose()
+    s.answer(mistaken.id, Best(0))  # a mistaken click
+    assert s.undo() == mistaken.id
+    reopened = s.propose()
+    assert reopened.id == mistaken.id and np.array_equal(vectors(reopened), vectors(mistaken))
+    assert s.progress().answers == 2
+    s.answer(reopened.id, ANSWERS[2])
+    assert np.array_equal(vectors(s.propose()), vectors(reference.propose()))
+    assert np.array_equal(s.best.vector, reference.best.vector)
+    if stored:
+        s.close()
+        restarted = session(path)  # the undo is replayed: nothing of the mistaken answer remains
+        assert restarted.progress().answers == 3
+        assert np.array_equal(vectors(restarted.propose()), vectors(reference.propose()))
+        assert [h[1] for h in restarted.history()] == [h[1] for h in reference.history()]
+        with Store.open(path, readonly=True) as reader:
+            undone = reader.undone(0)
+        assert len(undone) == 1 and undone[0]["answer"] == {"kind": "best", "choice": 0}
+        assert undone[0]["first_idx"] == 7 and len(undone[0]["losses"]) == 3
+        restarted.close()
+
+
+def test_undo_with_nothing_to_undo_is_refused() -> None:
+    from afterlearner.online import SessionError
+
+    with pytest.raises(SessionError, match="no answer to undo"):
+        session(None).undo()

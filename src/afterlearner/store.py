@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS answers (
     run_index INTEGER NOT NULL, first_idx INTEGER NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (run_index, first_idx)
 );
+CREATE TABLE IF NOT EXISTS undone (
+    run_index INTEGER NOT NULL, first_idx INTEGER NOT NULL, answer TEXT NOT NULL, losses TEXT NOT NULL,
+    answered REAL NOT NULL, undone REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS asked (
     run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, asked REAL NOT NULL,
     PRIMARY KEY (run_index, idx)
@@ -272,6 +276,55 @@ class Store:
             raise DuplicateAnswer(
                 f"evaluation {first.idx} of run {first.run_index} is journaled already ({error})"
             ) from error
+
+    def undo_answer(self, run_index: int, first_idx: int) -> None:
+        """Take back the answer of the batch starting at ``first_idx`` and everything told after it.
+
+        One transaction: the answer and the losses it told move to the ``undone`` table (kept, so
+        the undo is journaled), its evaluations and any candidates asked after them are removed.
+        """
+        with self._write() as db:
+            row = db.execute(
+                "SELECT answer, created FROM answers WHERE run_index = ? AND first_idx = ?",
+                (run_index, first_idx),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: no answer for the batch at evaluation {first_idx} to undo")
+            losses = [
+                loss
+                for (loss,) in db.execute(
+                    "SELECT loss FROM evaluations WHERE run_index = ? AND idx >= ? ORDER BY idx",
+                    (run_index, first_idx),
+                )
+            ]
+            db.execute(
+                "INSERT INTO undone VALUES (?, ?, ?, ?, ?, ?)",
+                (run_index, first_idx, row[0], json.dumps(losses), row[1], time.time()),
+            )
+            db.execute("DELETE FROM answers WHERE run_index = ? AND first_idx >= ?", (run_index, first_idx))
+            db.execute("DELETE FROM evaluations WHERE run_index = ? AND idx >= ?", (run_index, first_idx))
+            db.execute("DELETE FROM asked WHERE run_index = ?", (run_index,))
+
+    def undone(self, run_index: int = 0) -> list[dict[str, Any]]:
+        """Every answer taken back, in order: its batch, the answer, the losses it had told, when."""
+        try:
+            rows = self.connection.execute(
+                "SELECT first_idx, answer, losses, answered, undone FROM undone WHERE run_index = ? "
+                "ORDER BY undone",
+                (run_index,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a store written before undo, opened read-only
+            return []
+        return [
+            {
+                "first_idx": r[0],
+                "answer": json.loads(r[1]),
+                "losses": json.loads(r[2]),
+                "answered": r[3],
+                "undone": r[4],
+            }
+            for r in rows
+        ]
 
     def answers(self, run_index: int = 0) -> list[tuple[int, Any]]:
         """(first evaluation index, answer) of every answered batch of a run, in order."""

@@ -137,24 +137,31 @@ class FeedbackSession:
         self.k, self.budget, self.seed, self.optimizer_name = k, budget, seed, info.name
         self._render = render
         self._lock = threading.RLock()
+        self._space_given, self._store_path = space, store
+        self._best_rendering: tuple[bytes, Rendering] | None = None
+        self._start(replay=[])
+
+    def _start(self, replay: list[tuple[int, dict[str, Any]]]) -> None:
+        """A fresh engine: replays the store if there is one, else re-tells ``replay``'s answers."""
         self._engine = Retrofitter(
-            space,
-            budget=1 + budget * k,  # the start, then k candidates per answer
-            optimizer=info.name,
-            workers=k,
-            seed=seed,
-            store=store,
+            self._space_given,
+            budget=1 + self.budget * self.k,  # the start, then k candidates per answer
+            optimizer=self.optimizer_name,
+            workers=self.k,
+            seed=self.seed,
+            store=self._store_path,
             start_loss=0.0,  # the start is the current best until an answer prefers something
             distinct_from_best=True,  # the current best is never shown as a candidate
-            run_seeds=[seed],
+            run_seeds=[self.seed],
             settings=self.settings(),
         )
         self.space = self._engine.space
         self._open: _Open | None = None
-        self._best_rendering: tuple[bytes, Rendering] | None = None
         try:
             self._engine.pending()  # replays the store, if any, up to the open proposal
             self._answers = self._engine.journal.answers(0) if self._engine.journal is not None else []
+            for _, answer in replay:
+                self.answer(self.propose().id, answer)  # type: ignore[union-attr]
         except BaseException:
             self._engine.close()
             raise
@@ -206,6 +213,26 @@ class FeedbackSession:
             self._answers.append((self._open.asked[0].index, answer))
             self._open = None
             return told
+
+    def undo(self) -> int:
+        """Take back the last answer: its proposal is open again, as it was; returns its id.
+
+        Journaled (the store keeps the answer taken back, see :meth:`Store.undone`) and replayed on
+        restart: the session continues exactly as if that answer had never been given. Raises
+        :class:`SessionError` when there is no answer to take back.
+        """
+        with self._lock:
+            if not self._answers:
+                raise SessionError("there is no answer to undo")
+            first, _ = self._answers[-1]
+            kept = self._answers[:-1]
+            if self._engine.journal is not None:
+                self._engine.journal.undo_answer(0, first)
+            self._engine.close()
+            self._start(replay=[] if self._store_path is not None else kept)
+            proposal = self.propose()
+            assert proposal is not None and proposal.id == self._id_of(first)
+            return proposal.id
 
     @property
     def best(self) -> Candidate:
