@@ -41,3 +41,17 @@ def generalization_bound(
         raise ConfigError(f"outcomes must be >= 1, got {outcomes}")
     iterations = math.ceil(budget / workers)
     return bound_from_log_outcomes(iterations * math.log(outcomes), n, delta, runs)
+
+
+def bound_of(optimizer: str, budget: int, n: int | None, delta: float = 0.05, runs: int = 1) -> float | None:
+    """ε of a retrofit by ``optimizer`` (its comparison class counts the outcomes); None when the
+    bound does not apply: the optimizer uses loss values, or ``n`` is unknown.
+
+    The one place a retrofit's bound is computed: results, stores, patches and reports call it.
+    """
+    from afterlearner import optimizers  # the registry depends on nothing here; imported late
+
+    log_outcomes = optimizers.get(optimizer).log_outcomes(budget)
+    if log_outcomes is None or not n:
+        return None
+    return bound_from_log_outcomes(log_outcomes, n, delta, runs)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from afterlearner.checks import check_positive_int
 from afterlearner.errors import ConfigError
 
 Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
@@ -99,8 +100,7 @@ def _split(inputs: Any, batch_size: int | None) -> list[Any]:
     if count == 0:
         raise ConfigError("the ℵ-dataset is empty")
     size = count if batch_size is None else batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_positive_int("batch_size", size)
     chunks = [tuple(t[i : i + size] for t in tensors) for i in range(0, count, size)]
     return [chunk if isinstance(inputs, tuple) else chunk[0] for chunk in chunks]
 

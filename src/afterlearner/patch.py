@@ -43,7 +43,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from afterlearner import optimizers
-from afterlearner.bound import bound_from_log_outcomes
+from afterlearner.bound import bound_of
 from afterlearner.errors import PatchError, StoreError
 from afterlearner.space import Aleph, HyperEntry, TensorEntry
 from afterlearner.store import Evaluation, Store, best_evaluation
@@ -525,14 +525,12 @@ def bound_metadata(
     optimizer: str, budget: int, runs: int, n: int | None, delta: float = 0.05
 ) -> dict[str, Any]:
     """The overfitting bound as a patch records it: ε with n and δ, or ε null and the reason."""
-    log_outcomes = optimizers.get(optimizer).log_outcomes(budget)
-    if log_outcomes is None:
+    if not optimizers.get(optimizer).comparison_based:
         reason = f"{optimizer} is not comparison-based"
         return {"epsilon": None, "n": n, "delta": delta, "reason": reason}
     if not n:
         return {"epsilon": None, "n": None, "delta": delta, "reason": "n, the ℵ-dataset size, is unknown"}
-    epsilon = bound_from_log_outcomes(log_outcomes, n, delta, runs)
-    return {"epsilon": epsilon, "n": n, "delta": delta, "reason": None}
+    return {"epsilon": bound_of(optimizer, budget, n, delta, runs), "n": n, "delta": delta, "reason": None}
 
 
 def store_metadata(

@@ -11,8 +11,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from afterlearner import history, optimizers
-from afterlearner.bound import bound_from_log_outcomes
+from afterlearner import history
+from afterlearner.bound import bound_of
 from afterlearner.result import RetrofitResult
 from afterlearner.space import labels_of
 from afterlearner.store import Evaluation, Store
@@ -79,15 +79,12 @@ def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:
     """One dict per run in the store, with the settings and the bound."""
     settings = store.settings() or {}
     rows = []
+    bound = (
+        bound_of(settings["optimizer"], settings["budget"], settings.get("n"), delta, settings.get("runs", 1))
+        if settings.get("optimizer")
+        else None
+    )
     for run in store.runs():
-        info = optimizers.get(settings["optimizer"]) if settings.get("optimizer") else None
-        log_outcomes = info.log_outcomes(settings["budget"]) if info else None
-        n = settings.get("n")
-        bound = (
-            bound_from_log_outcomes(log_outcomes, n, delta, settings.get("runs", 1))
-            if log_outcomes is not None and n
-            else None
-        )
         rows.append({**run, "settings": settings, "bound": bound})
     return rows
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from afterlearner import optimizers as optimizer_registry
-from afterlearner.bound import bound_from_log_outcomes
+from afterlearner.bound import bound_of
 from afterlearner.errors import ConfigError
 from afterlearner.space import Aleph
 from afterlearner.store import Evaluation
@@ -86,8 +86,7 @@ class RetrofitResult:
         n = n if n is not None else self.n
         if n is None:
             raise ConfigError("the bound needs n, the number of samples in the ℵ-dataset")
-        log_outcomes = optimizer_registry.get(self.optimizer).log_outcomes(self.budget)
-        return None if log_outcomes is None else bound_from_log_outcomes(log_outcomes, n, delta, self.runs)
+        return bound_of(self.optimizer, self.budget, n, delta, self.runs)
 
     def restore(self) -> None:
         """Put the trained values back into the model, bit for bit."""

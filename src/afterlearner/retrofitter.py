@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from afterlearner import optimizers as optimizer_registry
+from afterlearner.checks import check_positive_int
 from afterlearner.errors import AfterlearnerError, ConfigError, StoreError, TooManyFailures
 from afterlearner.evaluators.base import Outcome, as_loss
 from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
@@ -171,12 +172,6 @@ def settings_of(
         "seed": int(seed),
         **extra,
     }
-
-
-def check_positive_int(label: str, value: Any, minimum: int = 1) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is an integer ≥ ``minimum`` (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{label} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_settings(

@@ -89,12 +89,13 @@ def make_evaluator(
     to the parallel slots (1 in this process). ``timeout`` (seconds per evaluation) needs workers.
     One function for the command line, ``reproduce`` and the Python API (``retrofit`` calls it).
     """
+    from afterlearner.checks import check_positive_int
     from afterlearner.errors import ConfigError
 
     if processes is not None and dask is not None:
         raise ConfigError("choose worker processes or a Dask cluster, not both")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers is not None:
+        check_positive_int("workers", workers)
     if (processes is not None or dask is not None) and spec is None:
         raise ConfigError("evaluation in workers needs the task file: spec='path/to/task.py:factory'")
     if processes is not None:

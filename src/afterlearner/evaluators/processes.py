@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from afterlearner.checks import check_positive_int
 from afterlearner.errors import ConfigError, TaskError
 from afterlearner.evaluators.base import Outcome
 from afterlearner.space import Aleph
@@ -117,8 +118,7 @@ class ProcessEvaluator:
         max_restarts: int | None = None,
         kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            raise ConfigError(f"processes must be an integer >= 1, got {processes!r}")
+        check_positive_int("processes", processes)
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.spec = absolute_spec(spec)

@@ -40,12 +40,13 @@ from typing import Any
 import nevergrad as ng
 import numpy as np
 
+from afterlearner.checks import check_positive_int
 from afterlearner.errors import AfterlearnerError, ConfigError
 from afterlearner.online.feedback import Feedback, FeedbackError, Tells, parse, tells, to_json, validate
 from afterlearner.online.render import Rendering
 from afterlearner.optimizers import get as get_optimizer
 from afterlearner.retrofitter import Candidate as Asked
-from afterlearner.retrofitter import Retrofitter, check_positive_int
+from afterlearner.retrofitter import Retrofitter
 from afterlearner.space import Aleph
 from afterlearner.store import FEEDBACK, DuplicateAnswer, Evaluation, best_evaluation
 
