@@ -21,6 +21,7 @@ from typing import Any
 from afterlearner import optimizers as optimizer_registry
 from afterlearner.errors import ConfigError
 from afterlearner.evaluators import Evaluator, make_evaluator
+from afterlearner.guard import ModelGuard, due
 from afterlearner.progress import RunProgress
 from afterlearner.result import RetrofitResult, RunOutcome
 from afterlearner.retrofitter import (
@@ -95,19 +96,27 @@ def retrofit(
         if evaluator is not None:
             evaluator.close()
         raise
+    guard = None
     try:
         try:
             if evaluator is None and not engine.done and not engine.already_complete:
                 evaluator, _ = make_evaluator(aleph, loss, workers=workers)
-            _drive(engine, evaluator, budget * runs, progress)
+            if aleph.model is not None and getattr(evaluator, "in_process", True):
+                guard = ModelGuard(aleph)  # the loss runs on this model: it may change only the ℵ-tensors
+            _drive(engine, evaluator, budget * runs, progress, guard)
         except KeyboardInterrupt:
             engine.interrupt()
         except BaseException:
             engine.fail()
             raise
-        return engine.result(test_loss)
+        result = engine.result(test_loss)
+        if guard is not None:
+            guard.check()  # the held-out loss too
+        return result
     except BaseException:
         aleph.restore()  # anything but Ctrl-C during the runs: the trained values, bit for bit
+        if guard is not None:
+            guard.restore()  # and every other parameter and buffer
         raise
     finally:
         if evaluator is not None:
@@ -115,15 +124,27 @@ def retrofit(
         engine.close()
 
 
-def _drive(engine: Retrofitter, evaluator: Evaluator | None, total: int, progress: bool) -> None:
-    """Ask each batch, evaluate it, tell every loss as it completes; until done or stopped."""
+def _drive(
+    engine: Retrofitter, evaluator: Evaluator | None, total: int, progress: bool, guard: ModelGuard | None
+) -> None:
+    """Ask each batch, evaluate it, tell every loss as it completes; until done or stopped.
+
+    The guard checks the frozen rest of the model after the first evaluations of this call, then at
+    every power of two, and at the end.
+    """
+    evaluated = 0
     with RunProgress(total, "retrofit", enabled=progress) as bar:
         while batch := engine.ask_batch():
             bar.update(engine.evaluations, engine.best_loss)
             assert evaluator is not None
             for position, outcome in evaluator.evaluate([candidate.vector for candidate in batch]):
                 engine.tell(batch[position], outcome)
+                evaluated += 1
+                if guard is not None and due(evaluated):
+                    guard.check()
                 bar.update(engine.evaluations, engine.best_loss)
                 if engine.done:
                     break
         bar.update(engine.evaluations, engine.best_loss)
+    if guard is not None and evaluated:
+        guard.check()

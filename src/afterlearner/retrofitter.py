@@ -257,6 +257,7 @@ class Retrofitter:
         self.journal: Store | None = Store.open(store) if self._owns_store else store  # type: ignore[arg-type]
         try:
             if self.journal is not None:
+                self.journal.lock_writer()  # one writer per store: a second run is refused at once
                 extra = {"task": name, "n": n, **(settings or {})}
                 self.journal.bind(
                     settings_of(self.space, self.info.name, budget, workers, runs, seed, **extra)

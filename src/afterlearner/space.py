@@ -304,6 +304,7 @@ class Aleph:
             raise SpaceError(f"mode must be 'offset' or 'scale', got {mode!r}")
         per = per or ("element" if mode == "offset" else "tensor")
         _check_range(pattern, low, high, log=False)
+        _check_step(pattern, step)
         tensors = self._tensors()
         names = [pattern] if pattern in tensors else fnmatch.filter(tensors, pattern)
         if not names:
@@ -366,6 +367,7 @@ class Aleph:
                 f"{label} is {value!r} of type {type(value).__name__}: only int or float can be searched"
             )
         _check_range(label, low, high, log)
+        _check_step(label, step)
         if log and value <= 0:
             raise SpaceError(f"{label}: log=True needs a positive current value, got {value}")
         if (low is not None and value < low) or (high is not None and value > high):
@@ -514,6 +516,16 @@ def _default_step(tensor: torch.Tensor, mode: Mode) -> float:
         return SCALE_STEP
     rms = float(tensor.detach().double().pow(2).mean().sqrt()) if tensor.numel() else 0.0
     return OFFSET_STEP * rms if rms > 0 and math.isfinite(rms) else ZERO_TENSOR_STEP
+
+
+def _check_step(label: str, step: float | None) -> None:
+    if step is not None and (
+        isinstance(step, bool)
+        or not isinstance(step, (int, float, np.integer, np.floating))
+        or not step > 0
+        or not math.isfinite(step)
+    ):
+        raise SpaceError(f"{label}: step must be a positive finite number, got {step!r}")
 
 
 def _check_range(label: str, low: float | None, high: float | None, log: bool) -> None:

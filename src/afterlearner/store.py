@@ -7,7 +7,10 @@ of settings; opening it with other settings is refused rather than mixing two ex
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -112,12 +115,19 @@ class Store:
         self.path = path
         self.connection = connection
         self.readonly = readonly
+        self._lock_fd: int | None = None
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, readonly: bool = False) -> Store:
-        """Open (or, unless ``readonly``, create) a store, refusing files that are not one."""
+        """Open (or, unless ``readonly``, create) a store, refusing files that are not one.
+
+        A store this call created is removed again if it cannot be set up (a full disk leaves no
+        half-made file behind).
+        """
         path = Path(path)
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a store file")
         exists = path.exists() and path.stat().st_size > 0
         if readonly and not exists:
             raise StoreError(f"{path}: no such store")
@@ -125,19 +135,38 @@ class Store:
             with path.open("rb") as handle:
                 if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
                     raise StoreError(f"{path} is not an afterlearner store (not an SQLite file)")
+            if not readonly and not os.access(path, os.W_OK):
+                raise StoreError(
+                    f"{path} is read-only here: it can be shown, not written (use another store)"
+                )
+        created = not path.exists()
+        connection = None
         try:
             if readonly:
-                connection = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
-                )
+                connection = _connect_readonly(path)
             else:
                 connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
             store = cls(path, connection, readonly)
             store._check(exists)
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{path} is corrupt or not an afterlearner store: {error}") from error
+        except BaseException as error:
+            if connection is not None:
+                connection.close()
+            if created:
+                for leftover in (
+                    path,
+                    path.with_name(path.name + "-wal"),
+                    path.with_name(path.name + "-shm"),
+                ):
+                    leftover.unlink(missing_ok=True)
+            if isinstance(error, sqlite3.OperationalError):
+                raise StoreError(
+                    f"{path} cannot be {'read' if readonly else 'written'}: {_reason(error)}"
+                ) from error
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreError(f"{path} is corrupt or not an afterlearner store: {error}") from error
+            raise
         return store
 
     def _check(self, exists: bool) -> None:
@@ -169,6 +198,34 @@ class Store:
 
     def close(self) -> None:
         self.connection.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the writer's lock
+            self._lock_fd = None
+
+    def lock_writer(self) -> None:
+        """Take the store for this process: one writer at a time, refused at once otherwise.
+
+        An advisory lock on the file (``flock``) that the kernel drops when the process dies, so a
+        killed run never leaves the store locked; the holder's PID and host are recorded to name it.
+        """
+        if self._lock_fd is not None:
+            return
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            row = self.connection.execute("SELECT value FROM meta WHERE key = 'writer'").fetchone()
+            holder = json.loads(row[0]) if row else {}
+            raise StoreError(
+                f"{self.path} is being written by process {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}: a store takes one run at a time; wait for it to finish, "
+                "or use another store file"
+            ) from None
+        self._lock_fd = descriptor
+        writer = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (json.dumps(writer),))
 
     def __enter__(self) -> Store:
         return self
@@ -178,10 +235,17 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; a full disk or a read-only file is a :class:`StoreError` saying so."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        with self.connection:
-            yield self.connection
+        try:
+            with self.connection:
+                yield self.connection
+        except sqlite3.OperationalError as error:
+            raise StoreError(
+                f"{self.path} cannot be written: {_reason(error)}; everything committed before is kept, "
+                "and running again resumes from it"
+            ) from error
 
     # -- settings -------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any] | None:
@@ -380,6 +444,30 @@ class Store:
 
     def run(self, run_index: int) -> dict[str, Any] | None:
         return next((row for row in self.runs() if row["run_index"] == run_index), None)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; on read-only media, where SQLite cannot make its WAL index, an
+    immutable one (nobody can write the file there, so nothing changes under the reader)."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+    try:
+        connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=30, check_same_thread=False)
+
+
+def _reason(error: sqlite3.OperationalError) -> str:
+    """SQLite's reason in a user's words where we know them."""
+    text = str(error)
+    if "full" in text:
+        return f"the disk is full ({text})"
+    if "readonly" in text or "read-only" in text:
+        return f"the file or its folder is read-only ({text})"
+    return text
 
 
 def _short(value: Any) -> str:

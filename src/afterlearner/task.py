@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +57,35 @@ def build_from_spec(spec: str, kind: type[T], **kwargs: Any) -> T:
     try:
         module_spec.loader.exec_module(module)
     except Exception as error:
-        raise TaskError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+        raise TaskError(f"importing {path} failed: {user_traceback(error)}") from error
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         names = [name for name, value in vars(module).items() if callable(value) and not name.startswith("_")]
         raise TaskError(f"{path} has no function {factory_name!r}; its callables: {', '.join(names)}")
-    built = factory(**kwargs)
+    try:
+        built = factory(**kwargs)
+    except Exception as error:
+        raise TaskError(f"the task factory {path}:{factory_name} raised {user_traceback(error)}") from error
     if not isinstance(built, kind):
         public = f"{kind.__module__.rsplit('.', 1)[0]}.{kind.__name__}"  # e.g. afterlearner.Task
         raise TaskError(f"{spec} returned {type(built).__name__}, not an {public}")
     if getattr(built, "name", "") is None:
         built.name = f"{path.stem}:{factory_name}"  # type: ignore[attr-defined]
     return built
+
+
+def user_traceback(error: BaseException) -> str:
+    """``Type: message``, then the frames of the user's code (afterlearner's own frames left out)."""
+    package = str(Path(__file__).resolve().parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(package) and "importlib" not in frame.filename
+    ]
+    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+    if not frames:
+        return summary
+    return summary + "\n" + "".join(traceback.format_list(frames)).rstrip()
 
 
 def load_task(spec: str, **kwargs: Any) -> Task:

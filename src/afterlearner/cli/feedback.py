@@ -6,6 +6,8 @@ import argparse
 import signal
 import sys
 
+from afterlearner.cli.options import port
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("feedback", help="retrofit from human feedback: a local web page to click")
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=port, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)"
     )

@@ -5,6 +5,17 @@ from __future__ import annotations
 import argparse
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {value}")
+    return value
+
+
 def add_retrofit_options(parser: argparse.ArgumentParser, budget: int | None = None) -> None:
     parser.add_argument(
         "--budget", type=int, default=budget, help="evaluations per run (default: the task's)"

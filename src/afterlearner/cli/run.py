@@ -91,6 +91,10 @@ def handle(args: argparse.Namespace) -> int:
         target=args.target,
     )
     print_result(result, title=task.name or args.task)
+    if result.best_loss is None and result.evaluations:
+        failure = next((e.error for e in reversed(result.history) if e.error), "")
+        say(f"every evaluation failed; the model keeps its trained values. The last error: {failure}")
+        return 1
     if args.save:
         path = result.save(args.save)
         print(f"retrofit written to {path}; load it without afterlearner:")

@@ -116,6 +116,9 @@ class DaskEvaluator:
     ``aleph``: the space of the main process, checked against the one the workers build.
     """
 
+    #: Candidates are evaluated on the workers' own models: the caller's model is never touched.
+    in_process = False
+
     def __init__(
         self,
         spec: str,

@@ -107,6 +107,9 @@ class ProcessEvaluator:
     this evaluator must do so under ``if __name__ == "__main__":``.
     """
 
+    #: Candidates are evaluated on the workers' own models: the caller's model is never touched.
+    in_process = False
+
     def __init__(
         self,
         spec: str,
