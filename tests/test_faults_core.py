@@ -251,3 +251,16 @@ def test_a_run_where_every_evaluation_failed_says_so(tmp_path, capsys) -> None:
         assert main(["run", str(task_file), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "every evaluation failed" in err and "the metric server is down" in err
+
+
+def test_a_second_feedback_session_on_a_store_in_use_is_refused(tmp_path) -> None:
+    import nevergrad as ng
+
+    from afterlearner.online import FeedbackSession, text
+
+    path = tmp_path / "clicks.sqlite"
+    first = FeedbackSession(ng.p.Array(init=np.zeros(3)), lambda v: text("x"), k=2, budget=3, store=path)
+    with pytest.raises(StoreError, match=f"being written by process {os.getpid()}"):
+        FeedbackSession(ng.p.Array(init=np.zeros(3)), lambda v: text("x"), k=2, budget=3, store=path)
+    first.close()
+    FeedbackSession(ng.p.Array(init=np.zeros(3)), lambda v: text("x"), k=2, budget=3, store=path).close()

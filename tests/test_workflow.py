@@ -71,3 +71,18 @@ def test_values_by_name_match_the_saved_patch(tmp_path) -> None:
     assert patch.hyperparameters == {"temperature": values["temperature"]}
     assert patch.metadata["settings"]["task"] == "patch-net"
     assert patch.metadata["losses"]["best_loss"] == result.best_loss
+
+
+def test_result_dataframe_is_the_csv_of_its_store(tmp_path) -> None:
+    from afterlearner import history
+
+    task = al.load_task(f"{TASK}:task")
+    store = tmp_path / "s.sqlite"
+    result = al.retrofit(task.aleph, task.loss, budget=12, progress=False, store=store, name=task.name)
+    frame = result.dataframe()
+    assert len(frame) == 12 and list(frame.columns[:7]) == list(history.COLUMNS)
+    assert "fc.bias[0]" in frame.columns and "temperature" in frame.columns
+    with al.Store.open(store, readonly=True) as journal:
+        columns, rows = history.table(journal.settings(), journal.evaluations())
+    assert list(frame.columns) == columns
+    assert frame["loss"].tolist() == [row[3] for row in rows]
