@@ -13,6 +13,7 @@ from rich.table import Table
 
 from afterlearner import history
 from afterlearner.bound import bound_of
+from afterlearner.heldout import Interval, fmt_gain
 from afterlearner.result import RetrofitResult
 from afterlearner.space import labels_of
 from afterlearner.store import Evaluation, Store
@@ -38,14 +39,28 @@ def best_so_far(losses: Sequence[float | None]) -> list[float]:
     return running
 
 
+def _held(value: float | None, interval: Interval | None) -> str:
+    """A held-out loss with its 95% interval when there is one."""
+    if value is None:
+        return "-"
+    if interval is None or interval.low is None:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(interval.low)}, {_fmt(interval.high)}]"
+
+
 def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, str]]:
     """(label, value) pairs describing a result; shared by the CLI table and the docs."""
     bound = result.bound(delta=delta) if result.n is not None else None
+    held = result.held_out
     rows = [
         ("ℵ-loss, trained model", _fmt(result.initial_loss)),
         ("ℵ-loss, retrofitted", _fmt(result.best_loss)),
-        ("held-out loss, trained model", _fmt(result.test_initial)),
-        ("held-out loss, retrofitted", _fmt(result.test_best)),
+        ("held-out loss, trained model", _held(result.test_initial, held and held.before)),
+        ("held-out loss, retrofitted", _held(result.test_best, held and held.after)),
+    ]
+    if held is not None:
+        rows.append(("held-out gain [95% interval]", fmt_gain(held.gain)))
+    rows += [
         ("evaluations (failed)", f"{result.evaluations} ({result.failures})"),
         ("optimizer", f"{result.optimizer}, λ={result.workers}, runs={result.runs}, seed={result.seed}"),
         ("wall time", f"{result.wall_time:.1f} s"),

@@ -11,6 +11,7 @@ import numpy as np
 from afterlearner import optimizers as optimizer_registry
 from afterlearner.bound import bound_of
 from afterlearner.errors import ConfigError
+from afterlearner.heldout import Gain, HeldOut
 from afterlearner.space import Aleph
 from afterlearner.store import Evaluation
 
@@ -60,6 +61,7 @@ class RetrofitResult:
     wall_time: float
     test_initial: float | None = None
     test_best: float | None = None
+    held_out: HeldOut | None = None
     n: int | None = None
     history: list[Evaluation] = field(default_factory=list, repr=False)
     run_outcomes: list[RunOutcome] = field(default_factory=list, repr=False)
@@ -70,6 +72,12 @@ class RetrofitResult:
     @property
     def comparison_based(self) -> bool:
         return optimizer_registry.get(self.optimizer).comparison_based
+
+    @property
+    def test_gain(self) -> Gain | None:
+        """The held-out gain (trained − retrofitted loss): ``.value``, ``.low``, ``.high``, ``.p_value``,
+        ``.n``, ``.verdict``; None without a held-out loss (see :mod:`afterlearner.heldout`)."""
+        return self.held_out.gain if self.held_out is not None else None
 
     @property
     def stopped(self) -> str | None:

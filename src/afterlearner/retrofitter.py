@@ -41,12 +41,12 @@ from typing import Any
 
 import nevergrad as ng
 import numpy as np
-import torch
 
 from afterlearner import optimizers as optimizer_registry
 from afterlearner.checks import check_positive_int
 from afterlearner.errors import AfterlearnerError, ConfigError, StoreError, TooManyFailures
 from afterlearner.evaluators.base import Outcome, as_loss
+from afterlearner.heldout import HeldOut, compare, observe
 from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
 from afterlearner.searchspace import SearchSpace, search_space
 from afterlearner.space import Aleph
@@ -449,21 +449,25 @@ class Retrofitter:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        test_initial = test_best = None
+        test_initial = test_best = held_out = None
         stored = self._journal_rows.get(best_run.index) if best_run is not None else None
         if self.already_complete and stored is not None and stored["test_best"] is not None:
             test_initial, test_best = stored["test_initial"], stored["test_best"]
+            held_out = HeldOut.from_dict(stored["held_out"]) if stored.get("held_out") else None
         elif test_loss is not None and self._status != INTERRUPTED and best_run is not None:
             self.aleph.restore()
-            test_initial = _held_out(test_loss, self.aleph.model)
+            before = observe(test_loss, self.aleph.model)
             self.aleph.write(best_vector)
-            test_best = _held_out(test_loss, self.aleph.model)
+            after = observe(test_loss, self.aleph.model)
+            held_out = compare(test_loss, before, after)
+            test_initial, test_best = before.loss, after.loss
             if self.journal is not None:
                 self.journal.finish_run(
                     best_run.index,
                     best_run.status,
                     test_initial=test_initial,
                     test_best=test_best,
+                    held_out=held_out.as_dict(),
                     wall_time=self._wall(best_run),
                 )
         self.aleph.write(best_vector)
@@ -486,6 +490,7 @@ class Retrofitter:
             wall_time=sum(self._wall(run) for run in self._runs),
             test_initial=test_initial,
             test_best=test_best,
+            held_out=held_out,
             n=self.n,
             history=history,
             run_outcomes=outcomes,
@@ -732,12 +737,6 @@ def _as_outcome(loss: object, wall_time: float) -> Outcome:
         return Outcome(as_loss(loss), None, wall_time)
     except ValueError as error:
         return Outcome(None, f"ValueError: {error}", wall_time)
-
-
-def _held_out(test_loss: Loss, model: Any) -> float:
-    """The held-out loss (evaluated twice per retrofit; a failure here is an error, not a journal row)."""
-    with torch.no_grad():
-        return as_loss(test_loss(model))
 
 
 def _penalty(worst: float) -> float:

@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS asked (
 
 #: Columns added to a table after version 1 was first written: (table, column, declaration).
 #: A writable open adds the missing ones; readers treat a missing one as NULL.
-ADDED_COLUMNS = (("runs", "wall_time", "REAL"),)
+ADDED_COLUMNS = (("runs", "wall_time", "REAL"), ("runs", "held_out", "TEXT"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,12 +401,22 @@ class Store:
         return [(first, json.loads(answer)) for first, answer in rows]
 
     def finish_run(self, run_index: int, status: str, **fields: Any) -> None:
-        allowed = {"initial_loss", "best_loss", "best_vector", "test_initial", "test_best", "wall_time"}
+        allowed = {
+            "initial_loss",
+            "best_loss",
+            "best_vector",
+            "test_initial",
+            "test_best",
+            "wall_time",
+            "held_out",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         if "best_vector" in fields and fields["best_vector"] is not None:
             fields["best_vector"] = _blob(fields["best_vector"])
+        if fields.get("held_out") is not None:
+            fields["held_out"] = json.dumps(fields["held_out"])
         assignments = "".join(f", {key} = ?" for key in fields)
         with self._write() as db:
             db.execute(
@@ -433,6 +443,7 @@ class Store:
         for row in rows:
             row["best_vector"] = _unblob(row["best_vector"])
             row.setdefault("wall_time", None)  # a store written before the column, opened read-only
+            row["held_out"] = json.loads(row["held_out"]) if row.get("held_out") else None
         return rows
 
     def complete(self, budget: int, runs: int) -> bool:
