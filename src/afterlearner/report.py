@@ -13,7 +13,7 @@ from rich.table import Table
 
 from afterlearner import history
 from afterlearner.bound import bound_of
-from afterlearner.heldout import Interval, fmt_gain
+from afterlearner.heldout import HeldOut, Interval, fmt_gain
 from afterlearner.result import RetrofitResult
 from afterlearner.space import labels_of
 from afterlearner.store import Evaluation, Store
@@ -125,18 +125,21 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
         "ℵ best",
         "held-out before",
         "held-out after",
+        "held-out gain [95%]",
         "bound ε",
     ):
         table.add_column(column, justify="right")
     for row in store_rows(store, delta):
+        held = HeldOut.from_dict(row["held_out"]) if row.get("held_out") else None
         table.add_row(
             str(row["run_index"]),
             row["status"],
             f"{row['evaluations']}/{settings['budget']}",
             _fmt(row["initial_loss"]),
             _fmt(row["best_loss"]),
-            _fmt(row["test_initial"]),
-            _fmt(row["test_best"]),
+            _held(row["test_initial"], held and held.before),
+            _held(row["test_best"], held and held.after),
+            fmt_gain(held.gain) if held is not None else "-",
             "-" if row["bound"] is None else f"{row['bound']:.3f}",
         )
     console.print(table)
