@@ -54,6 +54,8 @@ def _error_rates(outputs: torch.Tensor, targets: Any) -> list[float]:
 #: A metric may carry ``population(outputs of λ candidates, targets) -> λ floats``, equal to calling it
 #: on each candidate's outputs; the batched evaluator then scores a whole population in one call.
 error_rate.population = _error_rates  # type: ignore[attr-defined]
+#: A metric that is the mean of 0/1 per-sample losses says so: the bound then takes its kl form.
+error_rate.zero_one = True  # type: ignore[attr-defined]
 
 
 def balanced_error(outputs: torch.Tensor, targets: Any) -> float:
@@ -84,7 +86,13 @@ def threshold_error(threshold: float = 0.0) -> Metric:
         return float(np.mean(decided != _as_numpy(targets).astype(bool)))
 
     metric.__name__ = f"threshold_error_{threshold}"
+    metric.zero_one = True  # type: ignore[attr-defined]
     return metric
+
+
+def is_zero_one(loss: Any) -> bool:
+    """Whether a loss is the mean of 0/1 per-sample losses (a DatasetLoss whose metric says so)."""
+    return bool(getattr(getattr(loss, "metric", None), "zero_one", False))
 
 
 def _split(inputs: Any, batch_size: int | None) -> list[Any]:

@@ -522,15 +522,19 @@ def best_of_store(store: Store | str | Path, run: int | None = None) -> tuple[in
 
 
 def bound_metadata(
-    optimizer: str, budget: int, runs: int, n: int | None, delta: float = 0.05
+    optimizer: str, budget: int, runs: int, n: int | None, delta: float = 0.05, loss: float | None = None
 ) -> dict[str, Any]:
-    """The overfitting bound as a patch records it: ε with n and δ, or ε null and the reason."""
+    """The overfitting bound as a patch records it: ε with n and δ, or ε null and the reason.
+
+    ``loss``: the ℵ-loss when it is a mean of 0/1 losses (the kl form, as ``result.bound()`` gives).
+    """
     if not optimizers.get(optimizer).comparison_based:
         reason = f"{optimizer} is not comparison-based"
         return {"epsilon": None, "n": n, "delta": delta, "reason": reason}
     if not n:
         return {"epsilon": None, "n": None, "delta": delta, "reason": "n, the ℵ-dataset size, is unknown"}
-    return {"epsilon": bound_of(optimizer, budget, n, delta, runs), "n": n, "delta": delta, "reason": None}
+    epsilon = bound_of(optimizer, budget, n, delta, runs, loss=loss)
+    return {"epsilon": epsilon, "n": n, "delta": delta, "reason": None}
 
 
 def store_metadata(
@@ -561,7 +565,12 @@ def store_metadata(
             "test_best": row.get("test_best"),
         },
         "bound": bound_metadata(
-            settings["optimizer"], settings["budget"], settings.get("runs", 1), settings.get("n"), delta
+            settings["optimizer"],
+            settings["budget"],
+            settings.get("runs", 1),
+            settings.get("n"),
+            delta,
+            loss=evaluation.loss if settings.get("zero_one") else None,
         ),
     }
 
@@ -588,5 +597,12 @@ def result_metadata(result: Any, delta: float = 0.05) -> dict[str, Any]:
             "test_initial": result.test_initial,
             "test_best": result.test_best,
         },
-        "bound": bound_metadata(result.optimizer, result.budget, result.runs, result.n, delta),
+        "bound": bound_metadata(
+            result.optimizer,
+            result.budget,
+            result.runs,
+            result.n,
+            delta,
+            loss=result.best_loss if result.zero_one else None,
+        ),
     }

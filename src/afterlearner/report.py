@@ -94,12 +94,20 @@ def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:
     """One dict per run in the store, with the settings and the bound."""
     settings = store.settings() or {}
     rows = []
-    bound = (
-        bound_of(settings["optimizer"], settings["budget"], settings.get("n"), delta, settings.get("runs", 1))
-        if settings.get("optimizer")
-        else None
-    )
     for run in store.runs():
+        loss = run["best_loss"] if settings.get("zero_one") else None
+        bound = (
+            bound_of(
+                settings["optimizer"],
+                settings["budget"],
+                settings.get("n"),
+                delta,
+                settings.get("runs", 1),
+                loss,
+            )
+            if settings.get("optimizer")
+            else None
+        )
         rows.append({**run, "settings": settings, "bound": bound})
     return rows
 

@@ -68,6 +68,7 @@ class RetrofitResult:
     status: str = FINISHED
     already_complete: bool = False
     name: str | None = None
+    zero_one: bool = False  # the ℵ-loss is a mean of 0/1 per-sample losses (the bound's kl form)
 
     @property
     def comparison_based(self) -> bool:
@@ -89,12 +90,14 @@ class RetrofitResult:
         """The overfitting bound ε (see :mod:`afterlearner.bound`); None if it does not apply.
 
         ``n`` is the number of samples in the ℵ-dataset (default: the task's ``n``). None for
-        optimizers that use loss values rather than comparisons.
+        optimizers that use loss values rather than comparisons. When the ℵ-loss is a mean of 0/1
+        per-sample losses (``error_rate``, ``threshold_error``), the tighter kl form at the best loss.
         """
         n = n if n is not None else self.n
         if n is None:
             raise ConfigError("the bound needs n, the number of samples in the ℵ-dataset")
-        return bound_of(self.optimizer, self.budget, n, delta, self.runs)
+        loss = self.best_loss if self.zero_one else None
+        return bound_of(self.optimizer, self.budget, n, delta, self.runs, loss=loss)
 
     def restore(self) -> None:
         """Put the trained values back into the model, bit for bit."""

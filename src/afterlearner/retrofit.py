@@ -22,6 +22,7 @@ from afterlearner import optimizers as optimizer_registry
 from afterlearner.errors import ConfigError
 from afterlearner.evaluators import Evaluator, make_evaluator
 from afterlearner.guard import ModelGuard, due
+from afterlearner.losses import is_zero_one
 from afterlearner.progress import RunProgress
 from afterlearner.result import RetrofitResult, RunOutcome
 from afterlearner.retrofitter import (
@@ -91,6 +92,7 @@ def retrofit(
             target=target,
             callbacks=callbacks,
             journal_asks=False,  # asked and evaluated in this call: a restart re-asks the same candidates
+            settings={"zero_one": True} if is_zero_one(loss) else None,  # the bound's kl form applies
         )
     except BaseException:
         if evaluator is not None:

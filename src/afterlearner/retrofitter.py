@@ -249,6 +249,7 @@ class Retrofitter:
         if run_seeds is not None and len(run_seeds) != runs:
             raise ConfigError(f"run_seeds must give one seed per run ({runs}), got {len(run_seeds)}")
         self.start_loss, self.distinct_from_best = start_loss, distinct_from_best
+        self.extra_settings = dict(settings or {})
         self.run_seeds = [int(s) for s in run_seeds] if run_seeds is not None else None
         self.n, self.name, self.max_failures = n, name, max_failures
         self.time_limit, self.target, self.callbacks = time_limit, target, callbacks
@@ -496,6 +497,7 @@ class Retrofitter:
             run_outcomes=outcomes,
             status=self._status,
             already_complete=self.already_complete,
+            zero_one=bool(self.extra_settings.get("zero_one")),
             name=self.name,
         )
 
