@@ -90,3 +90,42 @@ def test_the_bound_covers_the_true_loss_in_at_least_1_minus_delta_of_the_runs(op
         misses += gap > epsilon
     assert misses <= delta * repeats
     assert widest > 0.05  # the selection really overfits a little: the check is not empty
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome_class", "per_evaluation"),
+    [("TwoPointsDE", "parent-and-best", 3), ("DE", "parent-and-best", 3), ("PSO", "particle", 4)],
+)
+@pytest.mark.parametrize("budget", [1, 2, 5, 50, 200, 1000])
+def test_the_new_counts_by_hand_and_never_above_the_ranking_count(
+    name, outcome_class, per_evaluation, budget
+):
+    from afterlearner import optimizers
+
+    info = optimizers.get(name)
+    ranking = sum(math.log(2 * i - 1) for i in range(1, budget + 1))
+    assert info.outcome_class == outcome_class
+    assert info.log_outcomes(budget) == pytest.approx(min(ranking, (budget - 1) * math.log(per_evaluation)))
+    assert info.log_outcomes(budget) <= ranking + 1e-12
+    if budget >= 50:  # much tighter than the ranking count on a real budget
+        assert info.log_outcomes(budget) < 0.4 * ranking
+
+
+@pytest.mark.parametrize("optimizer", ["TwoPointsDE", "PSO"])
+def test_the_population_bounds_cover_the_true_loss_too(optimizer) -> None:
+    delta, repeats, misses, n, budget = 0.05, 80, 0, 150, 40
+    for repeat in range(repeats):
+        data = np.random.default_rng(2000 + repeat)
+        x = data.random(n)
+        y = (x > 0.5) ^ (data.random(n) < NOISE)
+        rule = {"threshold": 0.5}
+        aleph = al.Aleph().hyper(rule, "threshold", low=0.0, high=1.0, name="threshold")
+        retrofitter = al.Retrofitter(aleph, budget=budget, optimizer=optimizer, seed=3)
+        while (candidate := retrofitter.ask()) is not None:
+            retrofitter.tell(candidate, float(np.mean((x > float(candidate.vector[0])) != y)))
+        result = retrofitter.result()
+        result.zero_one, result.n = True, n
+        epsilon = result.bound(delta=delta)
+        assert epsilon < 1  # not vacuous with the per-evaluation counts
+        misses += abs(true_loss(float(result.best[0])) - result.best_loss) > epsilon
+    assert misses <= delta * repeats

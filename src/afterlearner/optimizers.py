@@ -6,10 +6,25 @@ depends on how many comparison outcomes a run can have. Each optimizer falls in 
 ``parent``
     Every evaluation is compared with the current best only (better-or-equal, or worse): the (1+1)
     family, Lengler's discrete (1+1) included. 2 outcomes per evaluation: ``b·ln 2``.
+``parent-and-best``
+    Differential evolution (Nevergrad's ``DifferentialEvolution`` family: ``TwoPointsDE``, ``DE``,
+    ...). After its evaluation, a child is compared with its parent only (it replaces it when
+    ``loss <= parent``) and with the best so far (which the next donors use); since the best is no
+    worse than the parent, that is at most 3 outcomes: ``(b − 1)·ln 3`` (the first evaluation has
+    one). ``recommend()`` may use values (``high_speed``, ``"noisy"``), but afterlearner never calls
+    it: it returns its own best. See docs/bound.md for the argument, line by line.
+``particle``
+    Particle swarm (``ConfPSO``: ``PSO``, ...): a particle's new position is compared with the
+    global best (``<``: better, tied or worse) and with its own best (``<=``); the global best is no
+    worse than its own, so at most 4 outcomes: ``(b − 1)·ln 4``.
 ``ranking``
-    Uses the ranking of evaluated points (CMA-ES, differential evolution, PSO, evolution
-    strategies). Counted conservatively: each evaluation's outcome is its place among all earlier
-    ones, ties included, ``ln ∏(2i−1)`` for ``i = 1..b``.
+    Uses the ranking of evaluated points (CMA-ES, evolution strategies). Counted conservatively:
+    each evaluation's outcome is its place among all earlier ones, ties included, ``ln ∏(2i−1)`` for
+    ``i = 1..b``. (A per-generation count would be much smaller, but pycma restarts on termination
+    tests that compare best values across generations, so the whole history can matter.)
+
+Every count is also at most the ranking count (any of these optimizers sees no more than the
+relative order of all its losses), so the smaller of the two is used.
 ``fixed``
     Proposals do not depend on the losses at all (random search): the result is the best of ``b``
     points fixed by the seed, ``ln b``.
@@ -33,7 +48,10 @@ import nevergrad as ng
 import afterlearner._compat  # noqa: F401  (makes NGOpt work with numpy >= 2.4)
 from afterlearner.errors import ConfigError
 
-OutcomeClass = Literal["parent", "ranking", "fixed"]
+OutcomeClass = Literal["parent", "parent-and-best", "particle", "ranking", "fixed"]
+
+#: Outcomes per evaluation (after the first) of the classes counted per evaluation.
+PER_EVALUATION = {"parent-and-best": 3, "particle": 4}
 
 #: The default optimizer; chosen by measurement, see the README ("Choosing the default optimizer").
 DEFAULT_OPTIMIZER = "OnePlusOne"
@@ -57,8 +75,11 @@ class OptimizerInfo:
         """ln of the number of outcome sequences of one run of ``budget`` evaluations, or None."""
         if self.outcome_class == "parent":
             return budget * math.log(2)
+        ranking = sum(math.log(2 * i - 1) for i in range(1, budget + 1))
+        if self.outcome_class in PER_EVALUATION:
+            return min(ranking, (budget - 1) * math.log(PER_EVALUATION[self.outcome_class]))
         if self.outcome_class == "ranking":
-            return sum(math.log(2 * i - 1) for i in range(1, budget + 1))
+            return ranking
         if self.outcome_class == "fixed":
             return math.log(budget)
         return None
@@ -88,7 +109,11 @@ def _outcome_class(name: str) -> OutcomeClass | None:
         return None if config.get("high_speed") or config.get("fcmaes") else "ranking"
     if optimizer is lib.CMA:
         return "ranking"
-    if isinstance(optimizer, (lib.DifferentialEvolution, lib.ConfPSO, lib.EvolutionStrategy)):
+    if isinstance(optimizer, lib.DifferentialEvolution):
+        return "parent-and-best"
+    if isinstance(optimizer, lib.ConfPSO):
+        return "particle"
+    if isinstance(optimizer, lib.EvolutionStrategy):
         return "ranking"
     return None
 

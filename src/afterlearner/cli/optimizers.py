@@ -17,6 +17,8 @@ def handle(args: argparse.Namespace) -> int:
 
     described = {
         "parent": "comparison-based: each evaluation vs the current best (2 outcomes)",
+        "parent-and-best": "comparison-based: each child vs its parent and the best (3 outcomes)",
+        "particle": "comparison-based: each position vs its own best and the swarm's (4 outcomes)",
         "ranking": "comparison-based: ranking of evaluated points",
         "fixed": "comparison-based: proposals independent of the losses",
         None: "uses loss values: no bound",
