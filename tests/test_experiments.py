@@ -17,9 +17,10 @@ from afterlearner.reproduce import load_rows, record, run_experiment
 from afterlearner.space import Aleph, HyperEntry
 from afterlearner.task import Task
 
-#: Experiments that take more than about 20 s at reduced size (real engines, worker processes,
-#: the online curve), measured on a busy 2-core machine.
-SLOW = {"doom", "ldm", "speech", "speech-decoding", "speech-synthesis"}
+#: Experiments whose reduced run here takes several seconds even on an idle 2-core machine (ldm about
+#: 16 s with its online curve, each speech one 6-7 s: real synthesis and decoding in worker
+#: processes), two to three times that under load. The others take under 4 s each.
+SLOW = {"ldm", "speech", "speech-decoding", "speech-synthesis"}
 NAMES = sorted(experiments.registry())
 
 
