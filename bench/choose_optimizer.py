@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import afterlearner as al
-from afterlearner.demo import make_task
+from afterlearner.experiments.digits.task import make_task
 
 CANDIDATES = [
     "DiagonalCMA",

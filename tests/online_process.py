@@ -11,7 +11,10 @@ import sys
 import threading
 from pathlib import Path
 
-DEMO = str(Path(__file__).parents[1] / "src" / "afterlearner" / "online" / "digits.py") + ":digit_task"
+DEMO = (
+    str(Path(__file__).parents[1] / "src" / "afterlearner" / "experiments" / "digits" / "steering.py")
+    + ":digit_task"
+)
 START_TIMEOUT = 120
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from afterlearner.experiments.code_translation import grammar
+from afterlearner.experiments.code_translation.experiment import held_out_metrics
 from afterlearner.experiments.code_translation.model import (
     Seq2Seq,
     beam_search,
@@ -21,7 +22,6 @@ from afterlearner.experiments.code_translation.task import (
     bleu,
     computational_accuracy,
     experiment_cases,
-    extra_metrics,
     last_decoder_norms,
     make_cases,
     make_task,
@@ -130,7 +130,7 @@ def test_reduced_retrofit(metric):
         "decoder.layers.1.norm3.weight",
         "decoder.norm.weight",
     ]
-    before = extra_metrics(task)
+    before = held_out_metrics(task)
     result = retrofit(
         task.aleph,
         task.loss,
@@ -142,12 +142,12 @@ def test_reduced_retrofit(metric):
         n=task.n,
     )
     assert result.evaluations == 6 and result.best_loss <= result.initial_loss
-    assert set(extra_metrics(task)) == {"computational accuracy", "BLEU", "exact match"}
+    assert set(held_out_metrics(task)) == {"computational accuracy", "BLEU", "exact match"}
     if metric == "ca":
         assert task.loss() == pytest.approx(1 - task.loss.metrics()["computational accuracy"])
     result.restore()
     assert translator.beam_size == 1 and translator.length_penalty == 1.0
-    assert extra_metrics(task) == before
+    assert held_out_metrics(task) == before
 
 
 def test_other_aleph_choices():

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from afterlearner.experiments.depth import render
+from afterlearner.experiments.depth.experiment import held_out_metrics
 from afterlearner.experiments.depth.model import Calibrated, DepthNet, depth_metrics, load_depth_net
-from afterlearner.experiments.depth.task import DepthData, DepthLoss, extra_metrics, make_task
+from afterlearner.experiments.depth.task import DepthData, DepthLoss, make_task
 from afterlearner.retrofit import retrofit
 
 
@@ -71,7 +72,7 @@ def test_committed_weights_load_and_predict_sensible_depth():
 def test_reduced_retrofit_improves_delta1_and_reports_metrics():
     task = make_task(reduced=True)
     assert task.n == 16 and len(task.aleph) == 19
-    before = extra_metrics(task)
+    before = held_out_metrics(task)
     result = retrofit(
         task.aleph,
         task.loss,
@@ -83,11 +84,11 @@ def test_reduced_retrofit_improves_delta1_and_reports_metrics():
         n=task.n,
     )
     assert result.best_loss < result.initial_loss
-    after = extra_metrics(task)
+    after = held_out_metrics(task)
     assert set(after) == {"delta1", "delta2", "delta3", "absrel"}
     assert after["delta1"] == pytest.approx(1 - result.test_best)
     result.restore()
-    assert extra_metrics(task) == before
+    assert held_out_metrics(task) == before
 
 
 def test_unknown_aleph_choice_is_rejected():

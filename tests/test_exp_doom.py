@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from afterlearner import experiments
-from afterlearner.experiments import doom
+from afterlearner.experiments.doom import experiment as doom
 from afterlearner.experiments.doom import game as doom_game
+from afterlearner.experiments.doom import task as doom_task
 from afterlearner.experiments.doom.episodes import ALEPH_SEEDS, TEST_SEEDS, KillsPerLife, play
+from afterlearner.experiments.doom.experiment import kills_table
 from afterlearner.experiments.doom.policy import DoomPolicy, Sampler, load_policy
-from afterlearner.experiments.doom.report import kills_table
 from afterlearner.experiments.doom.teacher import teacher_action
 from afterlearner.experiments.doom.train import train
 from afterlearner.retrofit import retrofit
@@ -78,9 +79,9 @@ def test_committed_weights_are_small_and_load() -> None:
 
 
 def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
-    module = experiments.load("doom")
-    assert module is doom and 1 <= doom.DEFAULT_BUDGET <= 300 and doom.TITLE
-    task = doom.make_task(reduced=True)
+    experiment = experiments.get("doom")
+    assert experiment.make_task is doom_task.make_task and 1 <= experiment.budget <= 300
+    task = doom_task.make_task(reduced=True)
     assert len(task.aleph) == 7 and task.n == len(task.loss.seeds)
     assert not set(task.loss.seeds) & set(task.test_loss.seeds) and min(task.test_loss.seeds) >= TEST_SEEDS
     trained = {k: v.clone() for k, v in task.aleph.model.state_dict().items()}
@@ -88,7 +89,7 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
         task.aleph,
         task.loss,
         budget=5,
-        optimizer=doom.DEFAULT_OPTIMIZER,
+        optimizer=experiment.optimizer,
         seed=0,
         test_loss=task.test_loss,
         n=task.n,
@@ -97,12 +98,12 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
     losses = result.losses()
     assert all(loss is not None and loss <= 0 for loss in losses)
     assert result.best_loss == min(losses) <= result.initial_loss == losses[0]
-    metrics = doom.extra_metrics(task)
+    metrics = doom.held_out_metrics(task)
     assert 0.0 <= metrics["held-out share of episodes ≥ 10 kills"] <= 1.0
     before, after = doom.kills_before_after(task, result)
     assert -before.mean() == pytest.approx(result.test_initial)
     assert -after.mean() == pytest.approx(result.test_best)
-    paths = doom.after_reproduce(task, result, tmp_path)
+    paths = doom.kills_report(task, result, tmp_path)
     assert paths[0].exists() and paths[0].stat().st_size > 1000
     assert "| retrofitted |" in paths[1].read_text() and "sampler.temperature" in paths[1].read_text()
     result.restore()
@@ -121,8 +122,9 @@ def test_worker_processes_play_the_same_episodes() -> None:
     """``reproduce doom`` evaluates in 2 worker processes, each with its own game: same kills."""
     from afterlearner.evaluators.processes import ProcessEvaluator
 
-    assert doom.PROCESSES == 2 and doom.WORKERS == 2
-    task = doom.make_task(reduced=True)
+    experiment = experiments.get("doom")
+    assert experiment.processes == 2 and experiment.workers == 2
+    task = experiment.task(reduced=True)
     identity = task.aleph.identity()  # 3 bias offsets, 3 row scales, the temperature
     changes = ([1.0, -1.0, 0.0, 0, 0, 0, 0], [0, 0, 0, -0.5, 0.5, 0, 0], [0, 0, 0, 0, 0, 0, -0.7])
     vectors = [identity] + [identity + np.array(change) for change in changes]
@@ -131,8 +133,8 @@ def test_worker_processes_play_the_same_episodes() -> None:
         task.aleph.write(vector)
         local.append(task.loss(task.aleph.model))
     task.aleph.restore()
-    spec = f"{doom.__file__}:make_task"
-    with ProcessEvaluator(spec, processes=2, aleph=task.aleph, kwargs={"reduced": True}) as evaluator:
+    spec, kwargs = experiment.task_spec(), experiment.factory_kwargs(reduced=True)
+    with ProcessEvaluator(spec, processes=2, aleph=task.aleph, kwargs=kwargs) as evaluator:
         remote = dict(evaluator.evaluate(vectors))
     assert [remote[i].loss for i in range(4)] == local
     assert len(set(local)) > 1  # the candidates play differently: the comparison can fail

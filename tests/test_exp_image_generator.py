@@ -6,6 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from afterlearner.experiments.digits.generator import load_digit_generator
+from afterlearner.experiments.image_generator.experiment import (
+    held_out_metrics,
+    sample_grid,
+    samples_before_after,
+)
 from afterlearner.experiments.image_generator.quality import (
     Judge,
     frechet_distance,
@@ -13,14 +19,7 @@ from afterlearner.experiments.image_generator.quality import (
     load_classifier,
     real_digits,
 )
-from afterlearner.experiments.image_generator.task import (
-    SteeredGenerator,
-    after_reproduce,
-    extra_metrics,
-    make_task,
-    sample_grid,
-)
-from afterlearner.models.digit_generator import load_digit_generator
+from afterlearner.experiments.image_generator.task import SteeredGenerator, make_task
 from afterlearner.retrofit import retrofit
 
 
@@ -65,7 +64,7 @@ def test_reduced_retrofit_lowers_the_frechet_distance_and_draws_samples(tmp_path
     task = make_task(reduced=True)
     assert len(task.aleph) == 1 + 8 + 3 and task.n is None  # no bound for a Fréchet distance
     assert len(task.loss.latents) == 150
-    before = extra_metrics(task)
+    before = held_out_metrics(task)
     result = retrofit(
         task.aleph,
         task.loss,
@@ -77,12 +76,12 @@ def test_reduced_retrofit_lowers_the_frechet_distance_and_draws_samples(tmp_path
         n=task.n,
     )
     assert result.best_loss < result.initial_loss
-    assert set(extra_metrics(task)) == {"frechet distance", "confidence", "class entropy"}
-    [path] = after_reproduce(task, result, tmp_path)
+    assert set(held_out_metrics(task)) == {"frechet distance", "confidence", "class entropy"}
+    [path] = samples_before_after(task, result, tmp_path)
     assert path.stat().st_size > 2000
     assert np.array_equal(task.aleph.to_vector(task.aleph.to_value(result.best)), result.best)
     result.restore()
-    assert extra_metrics(task) == before
+    assert held_out_metrics(task) == before
 
 
 def test_sample_grid_and_choices():

@@ -263,7 +263,7 @@ def test_feedback_serve_runs_the_ldm_task_file_and_takes_a_vote(tmp_path) -> Non
         "afterlearner",
         "feedback",
         "serve",
-        str(root / "src/afterlearner/experiments/ldm/task.py:factory"),
+        str(root / "src/afterlearner/experiments/ldm/feedback.py:factory"),
         "--store",
         str(tmp_path / "clicks.sqlite"),
         "--port",
@@ -320,8 +320,9 @@ def test_reproduce_ldm_reduced_writes_the_online_curve(tmp_path) -> None:
     from afterlearner import experiments
     from afterlearner.reproduce import run_experiment
 
-    assert experiments.REGISTRY["ldm"] == "afterlearner.experiments.ldm"
-    row, result = run_experiment("ldm", budget=16, reduced=True, progress=False, out=tmp_path)
+    row, result = run_experiment(
+        experiments.get("ldm"), budget=16, reduced=True, progress=False, out=tmp_path
+    )
     assert row["aleph_scalars"] == 64 + 3 and row["evaluations"] == 16
     assert row["aleph_after"] <= row["aleph_before"]
     assert row["bound"] is None and "not applicable" in row["bound_note"]

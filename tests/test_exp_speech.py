@@ -11,7 +11,7 @@ import pytest
 from afterlearner import experiments
 from afterlearner.experiments.speech import pipeline, sentences, synth
 from afterlearner.experiments.speech.recognize import Decoding, Recognizer
-from afterlearner.experiments.speech.task import LW_RANGE, make_speech_task
+from afterlearner.experiments.speech.task import LW_RANGE, make_task
 from afterlearner.reproduce import run_experiment
 
 #: A sentence the plain pipeline gets partly right with the Klatt voice (checked deterministic).
@@ -81,23 +81,25 @@ def test_recognizer_hears_words_and_is_order_independent() -> None:
 
 def test_registry_and_spaces() -> None:
     for name, size in (("speech", 9), ("speech-synthesis", 4), ("speech-decoding", 5)):
-        module = experiments.load(name)
-        assert module.TITLE and module.DEFAULT_OPTIMIZER and 1 <= module.DEFAULT_BUDGET <= 300
-        assert len(module.make_task(reduced=True).aleph) == size
+        experiment = experiments.get(name)
+        assert experiment.optimizer == "DiscreteOnePlusOne" and 1 <= experiment.budget <= 300
+        assert len(experiment.task(reduced=True).aleph) == size
     with pytest.raises(ValueError, match="space"):
-        make_speech_task("everything")  # type: ignore[arg-type]
+        make_task(space="everything")  # type: ignore[arg-type]
 
 
 def test_reduced_reproduce_evaluates_in_worker_processes(tmp_path) -> None:
     """The default set-up (λ = 2, 2 worker processes) on the reduced task: every loss a worker
     computed is the loss this process computes for the same candidate."""
-    row, result = run_experiment("speech", budget=4, reduced=True, progress=False, out=tmp_path)
+    row, result = run_experiment(
+        experiments.get("speech"), budget=4, reduced=True, progress=False, out=tmp_path
+    )
     assert row["workers"] == 2 and row["processes"] == 2 and row["n"] == 2
     losses = result.losses()
     assert len(losses) == 4 and all(loss is not None and loss >= 0 for loss in losses)
     assert result.best_loss == min(losses) <= result.initial_loss == losses[0]
     assert result.test_initial is not None and result.test_best is not None
-    task = experiments.load("speech").make_task(reduced=True)
+    task = make_task(reduced=True)
     assert not set(task.loss.sentences) & set(task.test_loss.sentences)
     voice, decoding = task.loss.voice, task.loss.decoding
     assert len({tuple(e.vector) for e in result.history}) > 1  # not only the trained settings
@@ -112,7 +114,7 @@ def test_reduced_reproduce_evaluates_in_worker_processes(tmp_path) -> None:
 def test_decoding_ranges_stay_where_decoding_is_fast() -> None:
     """No candidate can ask for a language weight under 5 or beams wider than pocketsphinx's defaults
     (both make decoding several times slower, see docs/speech.md)."""
-    space = make_speech_task("both", reduced=True).aleph
+    space = make_task(reduced=True, space="both").aleph
     ranges = {entry["name"]: (entry["low"], entry["high"]) for entry in space.signature()}
     default = Decoding()
     assert ranges["sphinx.lw"] == LW_RANGE and LW_RANGE[0] == 5.0 < default.lw < LW_RANGE[1]

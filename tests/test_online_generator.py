@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from afterlearner.models import train_digit_generator as training
-from afterlearner.models.digit_generator import WEIGHTS, DigitGenerator, load_digit_generator
+from afterlearner.experiments.digits import train_generator as training
+from afterlearner.experiments.digits.generator import WEIGHTS, DigitGenerator, load_digit_generator
 
 
 def test_committed_weights_are_small_and_load() -> None:
@@ -38,7 +38,7 @@ def test_wrong_latent_shape_is_a_clear_error(tmp_path) -> None:
     generator = DigitGenerator()
     with pytest.raises(ValueError, match=r"shape \(N, 8\)"):
         generator(torch.zeros(3, 5))
-    with pytest.raises(FileNotFoundError, match="train_digit_generator"):
+    with pytest.raises(FileNotFoundError, match="train_generator"):
         load_digit_generator(tmp_path / "missing.pt")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from afterlearner.errors import ConfigError
+from afterlearner.experiments.digits.steering import DigitSteering
 from afterlearner.online import (
     Best,
     FeedbackError,
@@ -21,7 +22,6 @@ from afterlearner.online import (
     UnknownProposal,
     text,
 )
-from afterlearner.online.digits import DigitSteering
 
 
 def render(vector: np.ndarray) -> object:

@@ -9,9 +9,9 @@ import nevergrad as ng
 import numpy as np
 import pytest
 
+from afterlearner.experiments.digits.curve import measure, summary
+from afterlearner.experiments.digits.steering import DigitSteering, style_distance
 from afterlearner.online import CURRENT, Best, FeedbackSession, NoneBetter, Pair, Ranking, text
-from afterlearner.online.curve import measure, summary
-from afterlearner.online.digits import DigitSteering, style_distance
 from afterlearner.online.simulated import SimulatedUser, drive
 
 DOCS = Path(__file__).parents[1] / "docs" / "online-curve.json"

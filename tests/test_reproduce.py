@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import textwrap
@@ -11,7 +12,9 @@ import pytest
 
 from afterlearner import experiments
 from afterlearner.cli import main
+from afterlearner.errors import ConfigError
 from afterlearner.evaluators.processes import ProcessEvaluator
+from afterlearner.experiments.base import Experiment
 from afterlearner.reproduce import load_rows, record, render_markdown, run_experiment, verdict
 
 TOY = textwrap.dedent(
@@ -23,18 +26,13 @@ TOY = textwrap.dedent(
     from afterlearner.space import Aleph
     from afterlearner.task import Task
 
-    TITLE = "toy threshold"
-    METRIC = "error rate"
-    DEFAULT_BUDGET = 30
-    DEFAULT_OPTIMIZER = "OnePlusOne"
-    SHIFT = {shift}
-    BOUND_APPLIES = SHIFT != 0.0
 
-    def _error(model, x):
+    def _error(model, x, shift):
         with torch.no_grad():
-            return float(((model(x) > 0).float().squeeze(1) != (x.squeeze(1) > SHIFT).float()).float().mean())
+            return float(((model(x) > 0).float().squeeze(1) != (x.squeeze(1) > shift).float()).float().mean())
 
-    def make_task(reduced=False):
+
+    def make_task(reduced=False, shift=0.7, states_n=True):
         torch.manual_seed(0)
         rng = np.random.default_rng(0)
         x_aleph = torch.tensor(rng.normal(size=(200 if not reduced else 50, 1)), dtype=torch.float32)
@@ -44,12 +42,31 @@ TOY = textwrap.dedent(
             model.weight.fill_(1.0)
             model.bias.fill_(0.0)
         aleph = Aleph(model).add("bias", step=0.3)
-        return Task(aleph, lambda m: _error(m, x_aleph), lambda m: _error(m, x_test), n=len(x_aleph))
-
-    def extra_metrics(task):
-        return {{"bias": float(task.aleph.model.bias.detach())}}
+        n = len(x_aleph) if states_n else None
+        return Task(aleph, lambda m: _error(m, x_aleph, shift), lambda m: _error(m, x_test, shift), n=n)
     '''
 )
+
+
+def bias(task):
+    return {"bias": float(task.aleph.model.bias.detach())}
+
+
+def toy(name: str, shift: float, **settings) -> Experiment:
+    """A toy experiment whose task factory lives in a file of its own (worker processes import it)."""
+    from toyexp.task import make_task
+
+    return Experiment(
+        name=name,
+        title="toy threshold",
+        metric="error rate",
+        make_task=make_task,
+        task_options={"shift": shift},
+        budget=30,
+        optimizer="OnePlusOne",
+        extra_metrics=bias,
+        **settings,
+    )
 
 
 @pytest.fixture
@@ -57,13 +74,15 @@ def toy_experiments(tmp_path, monkeypatch):
     package = tmp_path / "toyexp"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "shifted.py").write_text(TOY.format(shift=0.7))
-    (package / "unshifted.py").write_text(TOY.format(shift=0.0))
+    (package / "task.py").write_text(TOY)
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = {"shifted": "toyexp.shifted", "unshifted": "toyexp.unshifted"}
-    monkeypatch.setattr(experiments, "REGISTRY", registry)
+    known = {
+        "shifted": toy("shifted", 0.7),
+        "unshifted": toy("unshifted", 0.0, bound_applies=False, bound_note="nothing to learn"),
+    }
+    monkeypatch.setattr(experiments, "registry", lambda: known)
     yield tmp_path / "out"
-    for name in ("toyexp", "toyexp.shifted", "toyexp.unshifted"):
+    for name in ("toyexp", "toyexp.task"):
         sys.modules.pop(name, None)
 
 
@@ -76,7 +95,7 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
     assert row["evaluations"] == 30 and row["optimizer"] == "OnePlusOne" and row["n"] == 200
     assert row["aleph_after"] < row["aleph_before"] and row["verdict"] == "holds"
     assert row["test_after"] < row["test_before"]
-    assert row["bound"] is not None and 0 < row["bound"] < 1
+    assert row["bound"] is not None and 0 < row["bound"] < 1 and row["bound_note"] == ""
     assert row["extra_before"]["bias"] == 0.0 and row["extra_after"]["bias"] < 0.0
     assert (out / "results" / "shifted.png").stat().st_size > 1000
 
@@ -85,7 +104,7 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
     assert [row["name"] for row in rows] == ["shifted", "unshifted"]
     assert all(row["budget"] == 10 and row["seed"] == 3 for row in rows)
     unshifted = rows[1]
-    assert unshifted["bound"] is None  # its module says the bound does not apply
+    assert unshifted["bound"] is None and unshifted["bound_note"] == "nothing to learn"
     assert unshifted["aleph_before"] == 0.0 and unshifted["verdict"] == "no gain found on the ℵ-set"
     markdown = (out / "results.md").read_text()
     assert "| shifted | error rate |" in markdown and "| unshifted | error rate |" in markdown
@@ -95,10 +114,7 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
 
 def test_parallel_evaluation_gives_the_in_process_result(toy_experiments, monkeypatch):
     """An experiment asking for λ = 3 and 2 worker processes: same result with 1 process, reduced too."""
-    (toy_experiments.parent / "toyexp" / "parallel.py").write_text(
-        TOY.format(shift=0.7) + "\nWORKERS = 3\nPROCESSES = 2\n"
-    )
-    monkeypatch.setitem(experiments.REGISTRY, "parallel", "toyexp.parallel")
+    parallel_experiment = toy("parallel", 0.7, workers=3, processes=2)
     batches: list[int] = []
     evaluate = ProcessEvaluator.evaluate
 
@@ -107,37 +123,46 @@ def test_parallel_evaluation_gives_the_in_process_result(toy_experiments, monkey
         return evaluate(self, vectors)
 
     monkeypatch.setattr(ProcessEvaluator, "evaluate", counted)
-    try:
-        for reduced in (False, True):
-            runs = {
-                processes: run_experiment(
-                    "parallel",
-                    budget=12,
-                    seed=1,
-                    reduced=reduced,
-                    progress=False,
-                    out=toy_experiments,
-                    processes=processes,
-                )
-                for processes in (None, 1)  # None: the module's PROCESSES (2)
-            }
-            (parallel, parallel_result), (alone, alone_result) = runs[None], runs[1]
-            assert parallel["processes"] == 2 and alone["processes"] == 1
-            assert parallel["workers"] == alone["workers"] == 3
-            assert parallel["n"] == (50 if reduced else 200)
-            # equal losses: the workers built the same task (reduced or not) and λ does not follow processes
-            assert parallel_result.losses() == alone_result.losses() and len(alone_result.losses()) == 12
-            assert np.array_equal(parallel_result.best, alone_result.best)
-            varying = ("processes", "wall_time", "setup_time", "date")
-            assert {k: v for k, v in parallel.items() if k not in varying} == {
-                k: v for k, v in alone.items() if k not in varying
-            }
-        assert batches and max(batches) == 3  # the 2-process runs went through the worker processes
-        record(parallel, toy_experiments)
-        markdown = (toy_experiments / "results.md").read_text()
-        assert "λ = 3 candidates per step (2 worker processes)" in markdown
-    finally:
-        sys.modules.pop("toyexp.parallel", None)
+    for reduced in (False, True):
+        runs = {
+            processes: run_experiment(
+                parallel_experiment,
+                budget=12,
+                seed=1,
+                reduced=reduced,
+                progress=False,
+                out=toy_experiments,
+                processes=processes,
+            )
+            for processes in (None, 1)  # None: the experiment's processes (2)
+        }
+        (parallel, parallel_result), (alone, alone_result) = runs[None], runs[1]
+        assert parallel["processes"] == 2 and alone["processes"] == 1
+        assert parallel["workers"] == alone["workers"] == 3
+        assert parallel["n"] == (50 if reduced else 200)
+        # equal losses: the workers built the same task (reduced or not) and λ does not follow processes
+        assert parallel_result.losses() == alone_result.losses() and len(alone_result.losses()) == 12
+        assert np.array_equal(parallel_result.best, alone_result.best)
+        varying = ("processes", "wall_time", "setup_time", "date")
+        assert {k: v for k, v in parallel.items() if k not in varying} == {
+            k: v for k, v in alone.items() if k not in varying
+        }
+    assert batches and max(batches) == 3  # the 2-process runs went through the worker processes
+    record(parallel, toy_experiments)
+    markdown = (toy_experiments / "results.md").read_text()
+    assert "λ = 3 candidates per step (2 worker processes)" in markdown
+
+
+def test_experiment_settings_are_checked(toy_experiments):
+    with pytest.raises(ConfigError, match="workers must be an integer >= 1"):
+        toy("bad", 0.7, workers=0)
+    with pytest.raises(ConfigError, match="bound_note"):
+        toy("silent", 0.7, bound_applies=False)
+    with pytest.raises(ConfigError, match="module-level function"):
+        dataclasses.replace(toy("local", 0.7), make_task=lambda reduced=False: None)
+    with pytest.raises(ConfigError, match="states no n"):
+        no_n = dataclasses.replace(toy("no-n", 0.7), task_options={"states_n": False})
+        run_experiment(no_n, budget=2, progress=False, out=toy_experiments)
 
 
 def test_reduced_rows_are_marked(toy_experiments):

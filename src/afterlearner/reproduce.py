@@ -20,12 +20,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from afterlearner import experiments
+from afterlearner.checks import check_positive_int
 from afterlearner.errors import ConfigError
 from afterlearner.evaluators import make_evaluator
+from afterlearner.experiments.base import Experiment
+from afterlearner.formatting import fmt
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.task import Task
@@ -60,13 +61,8 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _hook(module: ModuleType, name: str) -> Any:
-    hook = getattr(module, name, None)
-    return hook if callable(hook) else None
-
-
 def run_experiment(
-    name: str,
+    experiment: Experiment,
     budget: int | None = None,
     seed: int = 0,
     reduced: bool = False,
@@ -74,73 +70,45 @@ def run_experiment(
     out: str | Path = "docs",
     processes: int | None = None,
 ) -> tuple[dict[str, Any], RetrofitResult]:
-    """Build experiment ``name``'s task, retrofit it and return (its results row, the result).
+    """Build the experiment's task, retrofit it and return (its results row, the result).
 
-    The optimizer asks the module's ``WORKERS`` (λ, default 1) candidates at a time; they are
-    evaluated in ``processes`` worker processes (default: the module's ``PROCESSES``, else 1 = in
-    this process), each building the task once with the module's ``make_task``. For a given seed
-    the result does not depend on ``processes``.
+    ``budget`` defaults to the experiment's; the optimizer asks its λ (``workers``) candidates at a
+    time, evaluated in ``processes`` worker processes (default: the experiment's; 1 = in this
+    process), each building the task once. For a given seed the result does not depend on ``processes``.
 
-    Writes the convergence plot ``OUT/results/NAME.png`` and whatever the module's
+    Writes the convergence plot ``OUT/results/NAME.png`` and whatever the experiment's
     ``after_reproduce`` hook writes; does not touch the results table (see :func:`record`).
     """
-    module = experiments.load(name)
-    budget = budget if budget is not None else int(module.DEFAULT_BUDGET)
-    if budget < 1:
-        raise ConfigError(f"budget must be >= 1, got {budget}")
-    workers = int(getattr(module, "WORKERS", 1))
-    processes = processes if processes is not None else int(getattr(module, "PROCESSES", 1))
-    if processes < 1:
-        raise ConfigError(f"processes must be >= 1, got {processes}")
+    budget = budget if budget is not None else experiment.budget
+    processes = processes if processes is not None else experiment.processes
+    check_positive_int("budget", budget)
+    check_positive_int("processes", processes)
     out = Path(out)
     started = time.perf_counter()
-    task: Task = module.make_task(reduced=reduced)
+    task = experiment.task(reduced=reduced)
     setup_time = time.perf_counter() - started
-    extra_metrics = _hook(module, "extra_metrics")
-    extra_before = extra_metrics(task) if extra_metrics else {}
-    evaluator, _ = make_evaluator(
-        task.aleph,
-        task.loss,
-        workers=workers,
-        processes=processes if processes > 1 else None,
-        spec=f"{module.__file__}:make_task",
-        factory_kwargs={"reduced": reduced},
-    )
-    # retrofit closes the evaluator (the worker processes), whatever happens
-    result = retrofit(
-        task.aleph,
-        task.loss,
-        budget=budget,
-        optimizer=module.DEFAULT_OPTIMIZER,
-        workers=workers,
-        seed=seed,
-        test_loss=task.test_loss,
-        n=task.n,
-        progress=progress,
-        name=task.name or name,
-        evaluator=evaluator,
-    )
-    extra_after = extra_metrics(task) if extra_metrics else {}
-    metric = getattr(module, "METRIC", "ℵ-loss")
-    plot_path = out / PLOTS_DIR / f"{name}.png"
+    if experiment.bound_applies and task.n is None:
+        raise ConfigError(f"experiment {experiment.name!r}: the bound applies but its task states no n")
+    measure_extra = experiment.extra_metrics or (lambda _task: {})
+    extra_before = measure_extra(task)
+    result = _search(experiment, task, budget, seed, reduced, processes, progress)
+    extra_after = measure_extra(task)
     plot = plot_convergence(
-        {name: result.losses()},
-        plot_path,
-        title=f"{name}: {metric}",
-        held_out={name: (result.test_initial, result.test_best)},
+        {experiment.name: result.losses()},
+        out / PLOTS_DIR / f"{experiment.name}.png",
+        title=f"{experiment.name}: {experiment.metric}",
+        held_out={experiment.name: (result.test_initial, result.test_best)},
     )
-    after_reproduce = _hook(module, "after_reproduce")
-    artefacts = [Path(p) for p in after_reproduce(task, result, out)] if after_reproduce else []
-    applies = getattr(module, "BOUND_APPLIES", True) and task.n is not None
-    bound = result.bound(delta=DELTA) if applies else None
+    artefacts = experiment.after_reproduce(task, result, out) if experiment.after_reproduce else []
+    bound = result.bound(delta=DELTA) if experiment.bound_applies else None
     row = {
-        "name": name,
-        "title": getattr(module, "TITLE", name),
-        "metric": metric,
+        "name": experiment.name,
+        "title": experiment.title,
+        "metric": experiment.metric,
         "reduced": reduced,
         "seed": seed,
         "budget": budget,
-        "workers": workers,
+        "workers": experiment.workers,
         "processes": processes,
         "optimizer": result.optimizer,
         "aleph_scalars": len(task.aleph),
@@ -153,17 +121,45 @@ def run_experiment(
         "test_after": _finite(result.test_best),
         "verdict": verdict(result.initial_loss, result.best_loss, result.test_initial, result.test_best),
         "bound": _finite(bound),
-        "bound_note": getattr(module, "BOUND_NOTE", "")
+        "bound_note": experiment.bound_note
         or ("" if bound is not None else f"none: {result.optimizer} is not comparison-based"),
         "extra_before": extra_before,
         "extra_after": extra_after,
         "wall_time": round(result.wall_time, 2),
         "setup_time": round(setup_time, 2),
         "plot": _relative(plot, out),
-        "artefacts": [_relative(path, out) for path in artefacts],
+        "artefacts": [_relative(Path(path), out) for path in artefacts],
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     return row, result
+
+
+def _search(
+    experiment: Experiment, task: Task, budget: int, seed: int, reduced: bool, processes: int, progress: bool
+) -> RetrofitResult:
+    """The retrofit itself, in ``processes`` worker processes (each building the task) or in this one."""
+    evaluator, _ = make_evaluator(
+        task.aleph,
+        task.loss,
+        workers=experiment.workers,
+        processes=processes if processes > 1 else None,
+        spec=experiment.task_spec(),
+        factory_kwargs=experiment.factory_kwargs(reduced),
+    )
+    # retrofit closes the evaluator (the worker processes), whatever happens
+    return retrofit(
+        task.aleph,
+        task.loss,
+        budget=budget,
+        optimizer=experiment.optimizer,
+        workers=experiment.workers,
+        seed=seed,
+        test_loss=task.test_loss,
+        n=task.n,
+        progress=progress,
+        name=task.name or experiment.name,
+        evaluator=evaluator,
+    )
 
 
 def _relative(path: Path, out: Path) -> str:
@@ -212,10 +208,6 @@ def record(row: dict[str, Any], out: str | Path = "docs") -> list[dict[str, Any]
     return rows
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _parallel(row: dict[str, Any]) -> str:
     """``"λ = 2, 2 worker processes, "`` for a parallel run; empty for one candidate at a time in-process."""
     workers, processes = row.get("workers", 1), row.get("processes", 1)
@@ -242,12 +234,12 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         name = row["name"] + (" (reduced)" if row.get("reduced") else "")
-        bound = "none" if row.get("bound") is None else _fmt(row["bound"], 3)
+        bound = "none" if row.get("bound") is None else fmt(row["bound"], 3)
         if row.get("bound") is not None and row["bound"] >= 1:
             bound += " (vacuous)"  # losses are in [0, 1]: ε ≥ 1 says nothing
         lines.append(
-            f"| {name} | {row['metric']} | {_fmt(row['aleph_before'])} | {_fmt(row['aleph_after'])} "
-            f"| {_fmt(row['test_before'])} | {_fmt(row['test_after'])} | {row['verdict']} "
+            f"| {name} | {row['metric']} | {fmt(row['aleph_before'])} | {fmt(row['aleph_after'])} "
+            f"| {fmt(row['test_before'])} | {fmt(row['test_after'])} | {row['verdict']} "
             f"| {row['evaluations']} ({row['failures']} failed) | {row['optimizer']} "
             f"| {row['wall_time']:.0f} s "
             f"| {row['n'] if row['n'] is not None else '-'} | {bound} |"
@@ -265,7 +257,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             lines += ["", "| held-out metric | trained | retrofitted |", "|---|---|---|"]
             for key in extras:
                 lines.append(
-                    f"| {key} | {_fmt(row['extra_before'].get(key))} | {_fmt(row['extra_after'].get(key))} |"
+                    f"| {key} | {fmt(row['extra_before'].get(key))} | {fmt(row['extra_after'].get(key))} |"
                 )
         lines += ["", f"![convergence of {row['name']}]({row['plot']})"]
         for artefact in row.get("artefacts", []):

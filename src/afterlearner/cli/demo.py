@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     import time
 
-    from afterlearner.demo import make_task
+    from afterlearner.experiments.digits.task import make_task
     from afterlearner.optimizers import DEFAULT_OPTIMIZER
     from afterlearner.report import plot_convergence, print_result
     from afterlearner.retrofit import retrofit

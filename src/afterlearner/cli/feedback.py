@@ -46,7 +46,7 @@ def handle_serve(args: argparse.Namespace) -> int:
 
 
 def handle_demo(args: argparse.Namespace) -> int:
-    from afterlearner.online.digits import digit_task
+    from afterlearner.experiments.digits.steering import digit_task
 
     return _run(digit_task(), args, open_browser=not args.no_browser)
 

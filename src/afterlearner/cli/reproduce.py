@@ -32,29 +32,31 @@ def handle(args: argparse.Namespace) -> int:
 
     from afterlearner import experiments
     from afterlearner.errors import ConfigError
+    from afterlearner.formatting import fmt
     from afterlearner.reproduce import record, run_experiment
 
     console = Console()
+    known = experiments.registry()
     if args.name == "list":
-        for name in sorted(experiments.REGISTRY):
-            console.print(f"{name}: {experiments.load(name).TITLE}")
+        for name in sorted(known):
+            console.print(f"{name}: {known[name].title}")
         return 0
     if args.name == "all":
-        names = sorted(experiments.REGISTRY)
+        names = sorted(known)
         if not names:
-            raise ConfigError("no experiment is registered in afterlearner.experiments.REGISTRY")
-    elif args.name in experiments.REGISTRY:
+            raise ConfigError("no experiment is registered (see afterlearner.experiments.PACKAGES)")
+    elif args.name in known:
         names = [args.name]
     else:
-        known = ", ".join(sorted(experiments.REGISTRY)) or "none yet"
-        raise ConfigError(f"unknown experiment {args.name!r}; known: {known} (or 'all', 'list')")
+        listed = ", ".join(sorted(known)) or "none yet"
+        raise ConfigError(f"unknown experiment {args.name!r}; known: {listed} (or 'all', 'list')")
     failed = []
     for name in names:
         if not args.quiet:
             console.print(f"[bold]{name}[/bold]")
         try:
             row, _ = run_experiment(
-                name,
+                known[name],
                 budget=args.budget,
                 seed=args.seed,
                 reduced=args.reduced,
@@ -70,8 +72,8 @@ def handle(args: argparse.Namespace) -> int:
             continue
         record(row, args.out)
         console.print(
-            f"{name}: {row['metric']} ℵ {_fmt(row['aleph_before'])} → {_fmt(row['aleph_after'])}, held-out "
-            f"{_fmt(row['test_before'])} → {_fmt(row['test_after'])} (gain {row['verdict']}), "
+            f"{name}: {row['metric']} ℵ {fmt(row['aleph_before'])} → {fmt(row['aleph_after'])}, held-out "
+            f"{fmt(row['test_before'])} → {fmt(row['test_after'])} (gain {row['verdict']}), "
             f"{row['evaluations']} evaluations, {row['wall_time']:.0f} s"
         )
     console.print(f"results: {args.out}/results.md")
@@ -79,7 +81,3 @@ def handle(args: argparse.Namespace) -> int:
         print(f"afterlearner: failed experiments: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"

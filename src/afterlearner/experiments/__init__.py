@@ -1,54 +1,43 @@
 """The original AfterLearnER experiments, re-created on small models trained in this repository.
 
-Each experiment is a module in this package exposing:
+Each experiment package has a ``task.py`` (its task factory, ``make_task(reduced=False, ...)``;
+``reduced=True`` is the small version the test suite runs) and an ``experiment.py`` stating its
+experiments as :class:`~afterlearner.experiments.base.Experiment` values in ``EXPERIMENTS``.
+Adding an experiment: write both, and add the package to :data:`PACKAGES`.
 
-* ``TITLE``: one line saying what is retrofitted against what metric;
-* ``DEFAULT_BUDGET`` and ``DEFAULT_OPTIMIZER``;
-* ``make_task(reduced: bool = False) -> afterlearner.Task``: the task (``reduced=True`` is the
-  small version the test suite runs).
-
-Optional hooks, used by ``afterlearner reproduce`` (see :mod:`afterlearner.reproduce`):
-
-* ``METRIC``: a short name of the ℵ-loss for the results table (e.g. ``"1 − δ1"``);
-* ``BOUND_NOTE``: a sentence printed beside the bound, e.g. when the ℵ-loss is not a mean of
-  per-sample losses in [0, 1] and the bound's assumptions do not hold;
-* ``BOUND_APPLIES = False``: report no bound at all (the ℵ-loss is not a mean of per-sample
-  losses in [0, 1], e.g. a Fréchet distance);
-* ``extra_metrics(task) -> dict[str, float]``: more held-out metrics, called with the model as
-  trained and again as retrofitted (e.g. δ2, δ3, AbsRel beside δ1);
-* ``after_reproduce(task, result, out: Path) -> list[Path]``: write extra artefacts under ``out``
-  (e.g. sample images before and after) and return their paths, which ``results.md`` shows.
-* ``WORKERS``: λ, the candidates the optimizer asks at a time (default 1); part of the experiment,
-  like the budget: it changes the search and the bound;
-* ``PROCESSES``: evaluate those candidates in this many worker processes, each building the task once
-  with ``make_task(reduced=...)`` (default 1: in the main process). Only the speed depends on it
-  (``afterlearner reproduce --processes N`` overrides it).
-
-``afterlearner reproduce NAME`` runs one; ``afterlearner reproduce all`` runs every one and writes
-``docs/results.md``.
+``afterlearner reproduce NAME`` runs one (:mod:`afterlearner.reproduce`); ``afterlearner reproduce
+all`` runs every one and writes ``docs/results.md``. :mod:`.digits` holds the example models of the
+demos (the digit classifier and the digit generator), used by ``image_generator`` too.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
-#: Experiment name → module path. One line per experiment.
-REGISTRY: dict[str, str] = {
-    "depth": "afterlearner.experiments.depth.task",
-    "code-translation-ca": "afterlearner.experiments.code_translation.ca",
-    "code-translation-bleu": "afterlearner.experiments.code_translation.bleu",
-    "image-generator": "afterlearner.experiments.image_generator.task",
-    "doom": "afterlearner.experiments.doom",
-    "ldm": "afterlearner.experiments.ldm",
-    "speech": "afterlearner.experiments.speech",
-    "speech-synthesis": "afterlearner.experiments.speech.synthesis_only",
-    "speech-decoding": "afterlearner.experiments.speech.decoding_only",
-}
+from afterlearner.errors import ConfigError
+from afterlearner.experiments.base import Experiment
+
+#: The packages whose ``experiment.py`` defines ``EXPERIMENTS``, in the order ``reproduce list`` reads them.
+PACKAGES = ("depth", "code_translation", "image_generator", "doom", "ldm", "speech")
 
 
-def load(name: str) -> ModuleType:
-    """The module of experiment ``name``; unknown names raise ``KeyError`` listing the known ones."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(sorted(REGISTRY)) or 'none yet'}")
-    return importlib.import_module(REGISTRY[name])
+def registry() -> dict[str, Experiment]:
+    """Every registered experiment by name (imports each package's ``experiment.py``)."""
+    found: dict[str, Experiment] = {}
+    for package in PACKAGES:
+        module = importlib.import_module(f"{__name__}.{package}.experiment")
+        for experiment in module.EXPERIMENTS:
+            if not isinstance(experiment, Experiment):
+                raise ConfigError(f"{module.__name__}.EXPERIMENTS holds {experiment!r}, not an Experiment")
+            if experiment.name in found:
+                raise ConfigError(f"two experiments are named {experiment.name!r}")
+            found[experiment.name] = experiment
+    return found
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; an unknown name raises :class:`ConfigError` listing the known ones."""
+    known = registry()
+    if name not in known:
+        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(known)) or 'none yet'}")
+    return known[name]

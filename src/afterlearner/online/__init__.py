@@ -6,9 +6,10 @@
 * :mod:`~afterlearner.online.render`: PNG / WAV / text renderings.
 * :mod:`~afterlearner.online.task`: :class:`FeedbackTask`, what a task file's factory returns.
 * :mod:`~afterlearner.online.server`: the FastAPI page (``afterlearner feedback serve``).
-* :mod:`~afterlearner.online.digits`: the demo (steer the repository's digit generator).
 * :mod:`~afterlearner.online.simulated`: a simulated user with a hidden target, answering by comparisons.
-* :mod:`~afterlearner.online.curve`: session vs random proposals with that user (docs/online-curve.png).
+
+The demo (``afterlearner feedback demo``: steer the repository's digit generator) and its measurement
+against random proposals live with the example models, in :mod:`afterlearner.experiments.digits`.
 
 Documentation: docs/online.md.
 """

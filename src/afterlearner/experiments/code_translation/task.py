@@ -37,8 +37,6 @@ from afterlearner.space import Aleph
 from afterlearner.task import Task
 
 Metric = Literal["ca", "bleu"]
-DEFAULT_BUDGET = 200
-DEFAULT_OPTIMIZER = "DiagonalCMA"
 ALEPH_SEED, TEST_SEED = 1, 2
 ALEPH_PROGRAMS, TEST_PROGRAMS = 100, 200
 REDUCED_ALEPH_PROGRAMS, REDUCED_TEST_PROGRAMS = 16, 16
@@ -188,8 +186,6 @@ def translation_task(
         test_loss=TranslationLoss(translator, test_cases, metric),
         name=name or f"code-translation-{metric}",
         n=len(aleph_cases),
-        budget=DEFAULT_BUDGET,
-        optimizer=DEFAULT_OPTIMIZER,
         description=f"JavaScript → Python translation retrofitted for {metric}",
     )
 
@@ -216,9 +212,3 @@ def make_task(
     translator = load_translator(weights)
     aleph_cases, test_cases = experiment_cases(reduced)
     return translation_task(translator, aleph_cases, test_cases, metric, aleph)
-
-
-def extra_metrics(task: Task) -> dict[str, float]:
-    """CA, BLEU and exact match on the held-out programs."""
-    assert isinstance(task.test_loss, TranslationLoss)
-    return task.test_loss.metrics()

@@ -23,11 +23,6 @@ from afterlearner.experiments.depth.render import Camera, render_dataset
 from afterlearner.space import Aleph
 from afterlearner.task import Task
 
-TITLE = "Depth sensing: small monocular depth CNN on a new camera, retrofitted for δ1 (threshold 1.25)"
-METRIC = "1 − δ1"
-DEFAULT_BUDGET = 150
-DEFAULT_OPTIMIZER = "DiagonalCMA"
-
 #: The deployment camera: a longer lens than the training camera (focal 28 px).
 DEPLOY_CAMERA = Camera(focal=36.0, pitch=0.3)
 ALEPH_SEED, TEST_SEED = 1, 2
@@ -84,8 +79,6 @@ def depth_task(
         test_loss=DepthLoss(test_data),
         name=name,
         n=len(aleph_data),
-        budget=DEFAULT_BUDGET,
-        optimizer=DEFAULT_OPTIMIZER,
         description="1 − δ1 of a depth model on an ℵ-set of scenes; held-out scenes for the check",
     )
 
@@ -117,14 +110,3 @@ def make_task(reduced: bool = False, aleph: str = DEFAULT_ALEPH, weights: str | 
     test_data = DepthData(*render_dataset(test_count, TEST_SEED, DEPLOY_CAMERA))
     model = Calibrated(load_depth_net(weights), output="log").eval()
     return depth_task(model, aleph_data, test_data, ALEPH_CHOICES[aleph])
-
-
-def task() -> Task:
-    """Factory for ``afterlearner run src/afterlearner/experiments/depth/task.py:task``."""
-    return make_task()
-
-
-def extra_metrics(task: Task) -> dict[str, float]:
-    """δ1, δ2, δ3 and AbsRel on the held-out scenes."""
-    assert isinstance(task.test_loss, DepthLoss)
-    return task.test_loss.metrics(task.aleph.model)

@@ -1,6 +1,6 @@
 """Image generator quality: the digit generator retrofitted for a Fréchet distance on a classifier's features.
 
-The generator is the VAE decoder of :mod:`afterlearner.models.digit_generator`, sampled as trained
+The generator is the VAE decoder of :mod:`afterlearner.experiments.digits.generator`, sampled as trained
 from z ~ N(0, I). A VAE's prior and its decoder disagree (the aggregate posterior is not N(0, I)),
 so many samples are blurry in-between digits. The quality judge is a separate model trained in this
 repository (:mod:`.quality`): the Fréchet distance between the generated and the real digits in the
@@ -12,25 +12,15 @@ compared with the other 1197 real digits.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
+from afterlearner.experiments.digits.generator import load_digit_generator
 from afterlearner.experiments.image_generator.quality import Judge, load_classifier, real_digits
-from afterlearner.models.digit_generator import load_digit_generator
 from afterlearner.space import Aleph
 from afterlearner.task import Task
 
-TITLE = (
-    "Image generator quality: digit VAE decoder retrofitted for a Fréchet distance on a separate classifier"
-)
-METRIC = "Fréchet distance (classifier features)"
-BOUND_NOTE = "not applicable: the Fréchet distance is not a mean of per-sample losses in [0, 1]"
-BOUND_APPLIES = False
-DEFAULT_BUDGET = 300
-DEFAULT_OPTIMIZER = "DiagonalCMA"
 ALEPH_LATENTS, TEST_LATENTS = 400, 1000
 REDUCED_ALEPH_LATENTS, REDUCED_TEST_LATENTS = 150, 300
 ALEPH_REAL = 600
@@ -103,55 +93,5 @@ def make_task(reduced: bool = False, aleph: str = "latent+layers") -> Task:
             Judge(classifier, test_real), latents(test_count, LATENT_SEEDS[1], generator.latent_dim)
         ),
         name="image-generator-fd",
-        n=None,  # no overfitting bound: the Fréchet distance is not a mean of per-sample losses
-        budget=DEFAULT_BUDGET,
-        optimizer=DEFAULT_OPTIMIZER,
         description="digit generator retrofitted for the Fréchet distance on a classifier's features",
     )
-
-
-def task() -> Task:
-    """Factory for ``afterlearner run src/afterlearner/experiments/image_generator/task.py:task``."""
-    return make_task()
-
-
-def extra_metrics(task: Task) -> dict[str, float]:
-    """Fréchet distance, classifier confidence and class entropy on the held-out latents."""
-    assert isinstance(task.test_loss, QualityLoss)
-    return task.test_loss.metrics(task.aleph.model)
-
-
-def sample_grid(images: torch.Tensor, columns: int = 16) -> np.ndarray:
-    """Images (N, 1, 8, 8) tiled into one array with 1-pixel gaps."""
-    rows = (len(images) + columns - 1) // columns
-    grid = np.ones((rows * 9 + 1, columns * 9 + 1))
-    for index, image in enumerate(images.numpy()):
-        r, c = divmod(index, columns)
-        grid[1 + 9 * r : 9 + 9 * r, 1 + 9 * c : 9 + 9 * c] = 1 - image[0]
-    return grid
-
-
-def after_reproduce(task: Task, result: object, out: Path) -> list[Path]:
-    """Write samples of the same 64 held-out latents before and after retrofitting (one PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    assert isinstance(task.test_loss, QualityLoss)
-    model, latents_shown = task.aleph.model, task.test_loss.latents[:64]
-    with torch.no_grad():
-        after = model(latents_shown)
-        with task.aleph.applied(task.aleph.identity()):
-            before = model(latents_shown)
-    figure, axes = plt.subplots(1, 2, figsize=(9, 5))
-    for axis, images, label in ((axes[0], before, "trained"), (axes[1], after, "retrofitted")):
-        axis.imshow(sample_grid(images, 8), cmap="gray", vmin=0, vmax=1)
-        axis.set_title(f"{label} (same 64 latents)")
-        axis.axis("off")
-    figure.tight_layout()
-    path = Path(out) / "results" / "image-generator_samples.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return [path]

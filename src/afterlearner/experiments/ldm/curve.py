@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from afterlearner.experiments.base import pyplot
 from afterlearner.experiments.ldm import data
 from afterlearner.experiments.ldm.judge import Judge
 from afterlearner.experiments.ldm.model import DigitLatentDiffusionPipeline
@@ -202,12 +203,7 @@ def measure(
 
 def plot(variants: dict[str, Curves], path: str | Path) -> Path:
     """One panel per ℵ-space variant: mean target score (± 1 std across targets) vs answers, both methods."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, panels = plt.subplots(
+    figure, panels = pyplot().subplots(
         1, len(variants), figsize=(5.5 * len(variants), 4), squeeze=False, sharey=True
     )
     for (variant, curves), axes in zip(variants.items(), panels[0], strict=True):
@@ -228,11 +224,6 @@ def plot(variants: dict[str, Curves], path: str | Path) -> Path:
 
 def plot_examples(curves: Curves, path: str | Path, count: int = 4) -> Path:
     """One row per target: the hidden target, the start, the session's and random's final images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = curves.images[:count]
     columns = (
         ("target", "hidden target"),
@@ -240,7 +231,7 @@ def plot_examples(curves: Curves, path: str | Path, count: int = 4) -> Path:
         ("session", f"session, {curves.answers} answers"),
         ("random", f"random, {curves.answers} answers"),
     )
-    figure, axes = plt.subplots(
+    figure, axes = pyplot().subplots(
         len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)), squeeze=False
     )
     for row, (shown, line) in enumerate(zip(rows, axes, strict=True)):

@@ -1,23 +1,51 @@
-"""Feedback task file: steer the latent diffusion model on the web page.
+"""The retrofit of one drawing: the simulated user's verdict as the ℵ-loss of an ordinary retrofit.
 
-    afterlearner feedback serve src/afterlearner/experiments/ldm/task.py:factory --store clicks.sqlite
-
-Each question shows 4 images of a "3" drawn by the committed latent diffusion model; a click on
-the one closest to the 3 you have in mind (or "none is better") moves the search over the initial
-latent noise and the guidance scale, eta and number of DDIM steps. 30 answers by default.
+The diffusers pipeline is imported when the task is built, not when this module is imported.
 """
 
 from __future__ import annotations
 
-from afterlearner.experiments.ldm.steering import DiffusionSteering
-from afterlearner.online.task import FeedbackTask
+from afterlearner.task import Task
+
+#: The prompt: the class the model is asked to draw.
+CLASS_LABEL = 3
 
 
-def factory() -> FeedbackTask:
-    """The committed model drawing a 3, 4 images per question, 30 answers (``feedback serve`` calls this)."""
-    return DiffusionSteering(class_label=3).task(k=4, budget=30)
+class UserVerdict:
+    """The ℵ-loss: 1 − the hidden likeness of the current image to the target, as ``judge`` sees it."""
+
+    def __init__(self, steering, user, reduced: bool) -> None:  # noqa: ANN001 - lazy imports
+        self.steering = steering
+        self.user = user
+        self.reduced = reduced
+
+    def __call__(self, _model: object) -> float:
+        return 1.0 - self.user.score(self.steering.sampler.render())
 
 
-def any_digit() -> FeedbackTask:
-    """The same without a class prompt (unconditional sampling): steer towards whatever digit you like."""
-    return DiffusionSteering(class_label=None).task(k=4, budget=30)
+def make_task(reduced: bool = False) -> Task:
+    """The retrofit of one drawing towards the first held-out '3' (``reduced``: fewer DDIM steps)."""
+    from afterlearner.experiments.ldm.curve import targets_of, user_for
+    from afterlearner.experiments.ldm.judge import load_judge
+    from afterlearner.experiments.ldm.sampler import LATENT_STEP, Knobs
+    from afterlearner.experiments.ldm.steering import PIPELINE_DIR, DiffusionSteering
+
+    steering = DiffusionSteering(
+        PIPELINE_DIR,
+        class_label=CLASS_LABEL,
+        seed=0,
+        knobs=Knobs(steps=5 if reduced else 10),
+        latent_step=LATENT_STEP,
+        knob_step=None,
+    )
+    target = targets_of(CLASS_LABEL, 1)[0]
+    weights = PIPELINE_DIR.parent
+    user = user_for(load_judge(weights / "judge.pt"), target, CLASS_LABEL)
+    referee = user_for(load_judge(weights / "judge_heldout.pt"), target, CLASS_LABEL)
+    return Task(
+        aleph=steering.aleph,
+        loss=UserVerdict(steering, user, reduced),
+        test_loss=UserVerdict(steering, referee, reduced),
+        name="ldm" + ("-reduced" if reduced else ""),
+        description=steering.describe(),
+    )

@@ -1,4 +1,4 @@
-"""The speech-resynthesis tasks: espeak-ng → pocketsphinx, retrofitted for word error rate.
+"""The speech-resynthesis task: espeak-ng → pocketsphinx, retrofitted for word error rate.
 
 Three ℵ-spaces over the same pipeline: the synthesis settings alone, the decoding
 hyperparameters alone, and both together. The ℵ-set and the held-out test set are disjoint
@@ -53,7 +53,7 @@ def add_decoding(aleph: Aleph, decoding: Decoding) -> None:
     aleph.hyper(decoding, "pbeam", 1e-48, 1e-20, log=True, name="sphinx.pbeam")
 
 
-def make_speech_task(space: Space = "both", reduced: bool = False, budget: int | None = None) -> Task:
+def make_task(reduced: bool = False, space: Space = "both") -> Task:
     """The task for one ℵ-space; ``reduced`` uses fewer sentences (the test-suite version)."""
     if space not in ("synthesis", "decoding", "both"):
         raise ValueError(f"space must be 'synthesis', 'decoding' or 'both', got {space!r}")
@@ -71,7 +71,5 @@ def make_speech_task(space: Space = "both", reduced: bool = False, budget: int |
         test_loss=ResynthesisWER(test_sentences, voice, decoding, recognizer),
         name=f"speech-{space}",
         n=len(aleph_sentences),
-        budget=budget,
-        optimizer="DiscreteOnePlusOne",
         description=f"espeak-ng → pocketsphinx word error rate, ℵ-parameters: {space}",
     )

@@ -1,4 +1,5 @@
-"""The demo: a digit classifier trained on a class-imbalanced split, retrofitted for balanced error.
+"""The digits demo (``afterlearner demo``): a classifier trained on a class-imbalanced split, retrofitted
+for balanced error.
 
 The scenario is common: the training data over-represent some classes, so the trained classifier is
 biased towards them, while what people care about is the *balanced* error rate (every class counts
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from sklearn.metrics import balanced_accuracy_score
 
+from afterlearner.losses import balanced_error
 from afterlearner.space import Aleph
 from afterlearner.task import Task
 
@@ -87,11 +88,10 @@ def train(data: DigitData, seed: int = 0, epochs: int = 300) -> DigitNet:
     return model.eval()
 
 
-def balanced_error(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
-    """1 − balanced accuracy: the mean over classes of the per-class error rate."""
+def balanced_error_of(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
+    """1 − balanced accuracy of ``model`` on the digits ``x`` with labels ``y``."""
     with torch.no_grad():
-        predicted = model(x).argmax(dim=1).numpy()
-    return 1.0 - balanced_accuracy_score(y, predicted)
+        return balanced_error(model(x), y)
 
 
 def make_task(seed: int = 0) -> Task:
@@ -101,8 +101,8 @@ def make_task(seed: int = 0) -> Task:
     aleph = Aleph(model).add("fc.bias").add("fc.weight", mode="scale", per="row")
     return Task(
         aleph=aleph,
-        loss=lambda m: balanced_error(m, data.x_aleph, data.y_aleph),
-        test_loss=lambda m: balanced_error(m, data.x_test, data.y_test),
+        loss=lambda m: balanced_error_of(m, data.x_aleph, data.y_aleph),
+        test_loss=lambda m: balanced_error_of(m, data.x_test, data.y_test),
         name="digits-balanced-error",
         n=len(data.y_aleph),
         budget=200,
@@ -111,5 +111,5 @@ def make_task(seed: int = 0) -> Task:
 
 
 def task() -> Task:
-    """Factory for ``afterlearner run src/afterlearner/demo.py:task``."""
+    """Factory for ``afterlearner run src/afterlearner/experiments/digits/task.py:task``."""
     return make_task()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from afterlearner.models.digit_generator import DigitGenerator, load_digit_generator
+from afterlearner.experiments.digits.generator import DigitGenerator, load_digit_generator
 from afterlearner.online.render import Rendering, image
 from afterlearner.online.task import FeedbackTask
 from afterlearner.space import Aleph

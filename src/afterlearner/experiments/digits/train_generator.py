@@ -1,8 +1,8 @@
 """Train the digit generator: a small VAE on scikit-learn's 8×8 digits; only the decoder is saved.
 
-Run ``python -m afterlearner.models.train_digit_generator [--out PATH] [--seed N]``. It uses one CPU
+Run ``python -m afterlearner.experiments.digits.train_generator [--out PATH] [--seed N]``. It uses one CPU
 thread, bundled data only, and takes well under a minute; the result is deterministic for a seed on
-the same torch build. The committed ``digit_generator.pt`` was made with the defaults.
+the same torch build. The committed ``generator.pt`` was made with the defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from afterlearner.models.digit_generator import HIDDEN, LATENT_DIM, SIDE, WEIGHTS, DigitGenerator
+from afterlearner.experiments.digits.generator import HIDDEN, LATENT_DIM, SIDE, WEIGHTS, DigitGenerator
 
 
 class Encoder(torch.nn.Module):

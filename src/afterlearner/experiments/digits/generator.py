@@ -2,12 +2,12 @@
 
 Why it exists: online retrofitting needs a generator whose output a person (or a simulated user) can
 judge, that loads instantly and runs anywhere without downloads. The weights
-(``digit_generator.pt``, about 100 kB) were produced by ``train_digit_generator.py`` next to this
+(``generator.pt``, about 100 kB) were produced by ``train_generator.py`` next to this
 file, from scikit-learn's bundled ``load_digits`` only.
 
 API::
 
-    from afterlearner.models.digit_generator import load_digit_generator
+    from afterlearner.experiments.digits.generator import load_digit_generator
     generator = load_digit_generator()          # eval mode, on CPU
     z = torch.zeros(4, generator.latent_dim)    # the latent prior is N(0, I)
     images = generator(z)                       # (4, 1, 8, 8), values in [0, 1]
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 #: Where the trained weights live (committed in the repository).
-WEIGHTS = Path(__file__).with_name("digit_generator.pt")
+WEIGHTS = Path(__file__).with_name("generator.pt")
 #: Latent size and hidden width of the committed weights.
 LATENT_DIM = 8
 HIDDEN = 128
@@ -59,7 +59,7 @@ def load_digit_generator(path: str | Path | None = None) -> DigitGenerator:
     path = Path(path) if path is not None else WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: run `python -m afterlearner.models.train_digit_generator` to train it"
+            f"{path} not found: run `python -m afterlearner.experiments.digits.train_generator` to train it"
         )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     generator = DigitGenerator(int(checkpoint["latent_dim"]), int(checkpoint["hidden"]))

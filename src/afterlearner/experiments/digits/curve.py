@@ -9,7 +9,7 @@ Two ways of choosing what the (simulated) person is shown, everything else equal
   the latent drawn from the generator's N(0, I) prior, the scales uniform in their range), and the
   user keeps the best shown so far by the same comparisons.
 
-Run ``python -m afterlearner.online.curve`` to write ``docs/online-curve.png`` and ``.json``.
+Run ``python -m afterlearner.experiments.digits.curve`` to write ``docs/online-curve.png`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from afterlearner.online.digits import TARGET_SAMPLE, DigitSteering, style_distance
+from afterlearner.experiments.base import pyplot
+from afterlearner.experiments.digits.steering import TARGET_SAMPLE, DigitSteering, style_distance
 from afterlearner.online.session import DEFAULT_OPTIMIZER, FeedbackSession
 from afterlearner.online.simulated import SimulatedUser, Style, drive
+from afterlearner.report import save_figure
 
 RANDOM = "RandomSearch"
 
@@ -79,12 +81,7 @@ def summary(result: dict[str, Any]) -> dict[str, float]:
 
 def plot(result: dict[str, Any], path: str | Path) -> Path:
     """Mean curve (with the 25–75 % band over seeds) of both methods."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    figure, axis = pyplot().subplots(figsize=(6.4, 4.0))
     x = np.arange(result["answers"] + 1)
     for name, label, colour in (
         ("session", f"feedback session ({result['optimizer']})", "tab:blue"),
@@ -99,11 +96,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
     axis.set_title(f"Simulated user, {len(result['seeds'])} seeds (band: 25–75 %)")
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:
