@@ -27,9 +27,13 @@ TOY = textwrap.dedent(
     from afterlearner.task import Task
 
 
-    def _error(model, x, shift):
+    def _errors(model, x, shift):
         with torch.no_grad():
-            return float(((model(x) > 0).float().squeeze(1) != (x.squeeze(1) > shift).float()).float().mean())
+            return ((model(x) > 0).float().squeeze(1) != (x.squeeze(1) > shift).float()).float().numpy()
+
+
+    def _error(model, x, shift):
+        return float(_errors(model, x, shift).mean())
 
 
     def make_task(reduced=False, shift=0.7, states_n=True):
@@ -43,7 +47,8 @@ TOY = textwrap.dedent(
             model.bias.fill_(0.0)
         aleph = Aleph(model).add("bias", step=0.3)
         n = len(x_aleph) if states_n else None
-        return Task(aleph, lambda m: _error(m, x_aleph, shift), lambda m: _error(m, x_test, shift), n=n)
+        # the held-out loss gives per-sample losses: its gain gets an interval
+        return Task(aleph, lambda m: _error(m, x_aleph, shift), lambda m: _errors(m, x_test, shift), n=n)
     '''
 )
 
@@ -94,6 +99,7 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
     row = rows[0]
     assert row["evaluations"] == 30 and row["optimizer"] == "OnePlusOne" and row["n"] == 200
     assert row["aleph_after"] < row["aleph_before"] and row["verdict"] == "holds"
+    assert row["test_gain"]["low"] > 0 and row["test_gain"]["p_value"] < 0.05
     assert row["test_after"] < row["test_before"]
     assert row["bound"] is not None and 0 < row["bound"] < 1 and row["bound_note"] == ""
     assert row["extra_before"]["bias"] == 0.0 and row["extra_after"]["bias"] < 0.0
@@ -108,6 +114,8 @@ def test_reproduce_one_then_all_accumulates_rows(toy_experiments):
     assert unshifted["aleph_before"] == 0.0 and unshifted["verdict"] == "no gain found on the ℵ-set"
     markdown = (out / "results.md").read_text()
     assert "| shifted | error rate |" in markdown and "| unshifted | error rate |" in markdown
+    gain = rows[0]["test_gain"]
+    assert f"| {gain['value']:.4g} [{gain['low']:.4g}, {gain['high']:.4g}]: holds |" in markdown
     assert "![convergence of unshifted](results/unshifted.png)" in markdown
     assert json.loads((out / "results.json").read_text()) == rows
 
@@ -186,7 +194,12 @@ def test_corrupt_results_file_is_reported(toy_experiments, capsys):
 
 
 def test_verdict_says_when_a_gain_does_not_hold():
-    assert verdict(0.5, 0.4, 0.5, 0.45) == "holds"
+    from afterlearner.heldout import Gain
+
+    assert verdict(0.5, 0.4, 0.5, 0.45) == "better, no interval"
+    assert verdict(0.5, 0.4, 0.5, 0.45, Gain(0.05, 0.01, 0.09)) == "holds"
+    assert verdict(0.5, 0.4, 0.5, 0.45, Gain(0.05, -0.01, 0.09)) == "does NOT hold (not significant)"
+    assert verdict(0.5, 0.4, 0.5, 0.6, Gain(-0.1, -0.15, -0.05)) == "does NOT hold (significantly worse)"
     assert verdict(0.5, 0.4, 0.5, 0.5) == "does NOT hold (held-out unchanged)"
     assert verdict(0.5, 0.4, 0.5, 0.6) == "does NOT hold (held-out worse)"
     assert verdict(0.5, 0.5, 0.5, 0.5) == "no gain found on the ℵ-set"

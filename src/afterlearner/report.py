@@ -13,6 +13,7 @@ from rich.table import Table
 
 from afterlearner import history
 from afterlearner.bound import bound_of
+from afterlearner.formatting import fmt
 from afterlearner.heldout import HeldOut, Interval, fmt_gain
 from afterlearner.result import RetrofitResult
 from afterlearner.space import labels_of
@@ -23,10 +24,6 @@ def make_console() -> Console:
     """A console for tables: the terminal's width, or 130 columns when output is not a terminal."""
     plain = Console()
     return plain if plain.is_terminal else Console(width=130)
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def best_so_far(losses: Sequence[float | None]) -> list[float]:
@@ -44,8 +41,8 @@ def _held(value: float | None, interval: Interval | None) -> str:
     if value is None:
         return "-"
     if interval is None or interval.low is None:
-        return _fmt(value)
-    return f"{_fmt(value)} [{_fmt(interval.low)}, {_fmt(interval.high)}]"
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(interval.low)}, {fmt(interval.high)}]"
 
 
 def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, str]]:
@@ -53,8 +50,8 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     bound = result.bound(delta=delta) if result.n is not None else None
     held = result.held_out
     rows = [
-        ("ℵ-loss, trained model", _fmt(result.initial_loss)),
-        ("ℵ-loss, retrofitted", _fmt(result.best_loss)),
+        ("ℵ-loss, trained model", fmt(result.initial_loss)),
+        ("ℵ-loss, retrofitted", fmt(result.best_loss)),
         ("held-out loss, trained model", _held(result.test_initial, held and held.before)),
         ("held-out loss, retrofitted", _held(result.test_best, held and held.after)),
     ]
@@ -71,7 +68,7 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
         else:
             rows.append((f"overfitting bound ε (n={result.n}, δ={delta})", f"{bound:.3f}"))
     if None not in (result.test_best, result.best_loss):
-        rows.append(("measured gap |held-out − ℵ|", _fmt(abs(result.test_best - result.best_loss))))  # type: ignore[operator]
+        rows.append(("measured gap |held-out − ℵ|", fmt(abs(result.test_best - result.best_loss))))  # type: ignore[operator]
     if result.interrupted:
         rows.append(("status", "interrupted; best so far (run again to continue)"))
     elif result.stopped:
@@ -143,8 +140,8 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
             str(row["run_index"]),
             row["status"],
             f"{row['evaluations']}/{settings['budget']}",
-            _fmt(row["initial_loss"]),
-            _fmt(row["best_loss"]),
+            fmt(row["initial_loss"]),
+            fmt(row["best_loss"]),
             _held(row["test_initial"], held and held.before),
             _held(row["test_best"], held and held.after),
             fmt_gain(held.gain) if held is not None else "-",
@@ -260,7 +257,8 @@ MAX_STRETCH = 2.0
 EDGE = 0.965
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display): every figure starts here."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -336,7 +334,7 @@ def convergence_figure(
     held_out: dict[str, tuple[float | None, float | None]] | None = None,
 ) -> Any:
     """The figure of :func:`plot_convergence` (returned for callers that add to it, and for tests)."""
-    plt = _pyplot()
+    plt = pyplot()
     held_out = held_out or {}
     figure, axes = plt.subplots(figsize=(9, 4))
     every_loss = [loss for losses in series.values() for loss in losses]
@@ -509,7 +507,7 @@ def params_figure(
     points. ``runs`` are the store's runs rows (their ``best_vector``); without them, the best is
     taken from the evaluations.
     """
-    plt = _pyplot()
+    plt = pyplot()
     signature = settings["space"]
     shown = signature[:MAX_PANELS]
     columns_count = 1 if len(shown) <= 3 else 2

@@ -27,6 +27,7 @@ from afterlearner.errors import ConfigError
 from afterlearner.evaluators import make_evaluator
 from afterlearner.experiments.base import Experiment
 from afterlearner.formatting import fmt
+from afterlearner.heldout import Gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.task import Task
@@ -41,17 +42,29 @@ PLOTS_DIR = "results"
 
 
 def verdict(
-    aleph_before: float | None, aleph_after: float | None, test_before: float | None, test_after: float | None
+    aleph_before: float | None,
+    aleph_after: float | None,
+    test_before: float | None,
+    test_after: float | None,
+    gain: Gain | None = None,
 ) -> str:
-    """A plain-words statement of whether the ℵ-set gain holds on held-out data."""
+    """A plain-words statement of whether the ℵ-set gain holds on held-out data.
+
+    With the held-out gain's interval, "holds" only when the interval excludes zero; without one,
+    the bare direction of the change, said to have no interval.
+    """
     if aleph_before is None or aleph_after is None:
         return "no successful evaluation"
     if not aleph_after < aleph_before - TOLERANCE:
         return "no gain found on the ℵ-set"
     if test_before is None or test_after is None:
         return "no held-out set"
+    if gain is not None and gain.low is not None:
+        return {"holds": "holds", "worse": "does NOT hold (significantly worse)"}.get(
+            gain.verdict, "does NOT hold (not significant)"
+        )
     if test_after < test_before - TOLERANCE:
-        return "holds"
+        return "better, no interval"
     if abs(test_after - test_before) <= TOLERANCE:
         return "does NOT hold (held-out unchanged)"
     return "does NOT hold (held-out worse)"
@@ -119,7 +132,10 @@ def run_experiment(
         "aleph_after": _finite(result.best_loss),
         "test_before": _finite(result.test_initial),
         "test_after": _finite(result.test_best),
-        "verdict": verdict(result.initial_loss, result.best_loss, result.test_initial, result.test_best),
+        "verdict": verdict(
+            result.initial_loss, result.best_loss, result.test_initial, result.test_best, result.test_gain
+        ),
+        "test_gain": result.test_gain.as_dict() if result.test_gain is not None else None,
         "bound": _finite(bound),
         "bound_note": experiment.bound_note
         or ("" if bound is not None else f"none: {result.optimizer} is not comparison-based"),
@@ -217,14 +233,24 @@ def _parallel(row: dict[str, Any]) -> str:
     return f"λ = {workers} candidates per step ({where}), "
 
 
+def _gain_cell(row: dict[str, Any]) -> str:
+    """The held-out gain with its 95% interval and the verdict from it (old rows: the verdict alone)."""
+    gain = row.get("test_gain")
+    if not gain or gain.get("low") is None:
+        return row["verdict"] + ("" if gain else " (no interval recorded)")
+    return f"{gain['value']:.4g} [{gain['low']:.4g}, {gain['high']:.4g}]: {row['verdict']}"
+
+
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     """``results.md``: the table, then one section per experiment with its plot and extra metrics."""
     lines = [
         "# Results of the re-created experiments",
         "",
         "Written by `afterlearner reproduce` (do not edit by hand; rerun `afterlearner reproduce all`).",
-        "Losses are ℵ-losses (lower is better). *Held-out gain* says whether the gain found on the",
-        f"ℵ-set also shows on the disjoint held-out set. ε is the overfitting bound (δ = {DELTA}) of",
+        "Losses are ℵ-losses (lower is better). *Held-out gain* is the held-out loss of the trained",
+        "model minus that of the retrofitted one, with its 95% interval (paired bootstrap over the",
+        "held-out items); it *holds* only when the interval excludes zero. Rows without an interval",
+        f"were run before intervals were recorded. ε is the overfitting bound (δ = {DELTA}) of",
         "`afterlearner.bound`: with probability ≥ 1 − δ, |held-out − ℵ| ≤ ε for the returned point",
         "(for comparison-based optimizers and ℵ-losses that are means of per-sample losses in [0, 1]).",
         "",
@@ -239,7 +265,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             bound += " (vacuous)"  # losses are in [0, 1]: ε ≥ 1 says nothing
         lines.append(
             f"| {name} | {row['metric']} | {fmt(row['aleph_before'])} | {fmt(row['aleph_after'])} "
-            f"| {fmt(row['test_before'])} | {fmt(row['test_after'])} | {row['verdict']} "
+            f"| {fmt(row['test_before'])} | {fmt(row['test_after'])} | {_gain_cell(row)} "
             f"| {row['evaluations']} ({row['failures']} failed) | {row['optimizer']} "
             f"| {row['wall_time']:.0f} s "
             f"| {row['n'] if row['n'] is not None else '-'} | {bound} |"

@@ -80,13 +80,3 @@ class Experiment:
     def factory_kwargs(self, reduced: bool) -> dict[str, Any]:
         """The keyword arguments worker processes call the task factory with."""
         return {"reduced": reduced, **self.task_options}
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend (files only, no display), for the experiments' figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

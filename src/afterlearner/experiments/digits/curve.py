@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from afterlearner.experiments.base import pyplot
 from afterlearner.experiments.digits.steering import TARGET_SAMPLE, DigitSteering, style_distance
 from afterlearner.online.session import DEFAULT_OPTIMIZER, FeedbackSession
 from afterlearner.online.simulated import SimulatedUser, Style, drive
-from afterlearner.report import save_figure
+from afterlearner.report import pyplot, save_figure
 
 RANDOM = "RandomSearch"
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from afterlearner.losses import balanced_error
+from afterlearner.losses import DatasetLoss, balanced_error
 from afterlearner.space import Aleph
 from afterlearner.task import Task
 
@@ -102,7 +102,8 @@ def make_task(seed: int = 0) -> Task:
     return Task(
         aleph=aleph,
         loss=lambda m: balanced_error_of(m, data.x_aleph, data.y_aleph),
-        test_loss=lambda m: balanced_error_of(m, data.x_test, data.y_test),
+        # the held-out loss as a DatasetLoss: the same value, and its gain gets an interval
+        test_loss=DatasetLoss(data.x_test, data.y_test, metric=balanced_error),
         name="digits-balanced-error",
         n=len(data.y_aleph),
         budget=200,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from afterlearner.experiments.base import Experiment, pyplot
+from afterlearner.experiments.base import Experiment
 from afterlearner.experiments.doom.task import make_task
-from afterlearner.report import save_figure
+from afterlearner.report import pyplot, save_figure
 from afterlearner.result import RetrofitResult
 from afterlearner.task import Task
 

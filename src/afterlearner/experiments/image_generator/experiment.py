@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afterlearner.experiments.base import Experiment, pyplot
+from afterlearner.experiments.base import Experiment
 from afterlearner.experiments.image_generator.task import QualityLoss, make_task
-from afterlearner.report import save_figure
+from afterlearner.report import pyplot, save_figure
 from afterlearner.result import RetrofitResult
 from afterlearner.task import Task
 

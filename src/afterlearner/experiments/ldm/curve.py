@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from afterlearner.experiments.base import pyplot
 from afterlearner.experiments.ldm import data
 from afterlearner.experiments.ldm.judge import Judge
 from afterlearner.experiments.ldm.model import DigitLatentDiffusionPipeline
@@ -32,7 +31,7 @@ from afterlearner.experiments.ldm.steering import DiffusionSteering
 from afterlearner.experiments.ldm.user import TargetUser
 from afterlearner.online.session import DEFAULT_OPTIMIZER
 from afterlearner.online.simulated import SimulatedUser, drive
-from afterlearner.report import save_figure
+from afterlearner.report import pyplot, save_figure
 
 
 @dataclass
