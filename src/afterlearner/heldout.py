@@ -247,9 +247,9 @@ def fmt_gain(gain: Gain | None) -> str:
         return "-"
     if gain.low is None:
         return f"{gain.value:.4g} (no interval: the held-out loss is one number)"
-    p = "" if gain.p_value is None else f", p = {_p(gain.p_value)}"
+    p = (
+        ""
+        if gain.p_value is None
+        else (f", p = {gain.p_value:.2g}" if gain.p_value >= 0.001 else ", p < 0.001")
+    )
     return f"{gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}]{p}: {gain.verdict}"
-
-
-def _p(value: float) -> str:
-    return f"{value:.2g}" if value >= 0.001 else "< 0.001"
