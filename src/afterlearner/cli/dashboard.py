@@ -57,7 +57,7 @@ def handle(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _exit_normally)
         try:
             serve(app, sock)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM re-raised by uvicorn after its shutdown
             pass
         print("dashboard stopped; the stores were only read")
     finally:

@@ -84,7 +84,7 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
         signal.signal(signal.SIGTERM, _exit_normally)
         try:
             serve(app, sock)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM re-raised by uvicorn after its shutdown
             pass
         print(summary(session, args.store), flush=True)
     finally:

@@ -17,6 +17,7 @@ API (every request with the token):
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,7 +148,7 @@ def create_app(stores: Stores, token: str) -> Guard:
         text = await run_in_threadpool(read)
         if text is None:
             return error(404, f"no readable store {index}", "unknown")
-        name = Path(stores.paths[index]).stem + "-evaluations.csv"
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(stores.paths[index]).stem) + "-evaluations.csv"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 

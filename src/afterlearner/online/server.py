@@ -270,6 +270,7 @@ def create_app(
             try:
                 if not isinstance(feedback, dict):
                     raise FeedbackError('\'feedback\' must be an object, e.g. {"kind": "none"}')
+                session.propose()  # the open proposal exists before it is answered (a fresh session)
                 session.answer(proposal, feedback)
             except FeedbackError as exc:
                 return error(422, str(exc), "answer")
