@@ -44,7 +44,11 @@ def test_the_page_carries_its_chart_library_and_asks_for_nothing_else(dashboard:
     page = client.get("/", headers=auth)
     assert page.status_code == 200 and "<title>afterlearner dashboard</title>" in page.text
     assert "var uPlot=function()" in page.text and ".uplot" in page.text  # inlined: no request, no CDN
-    assert "<script src" not in page.text and "<link" not in page.text and "http" not in page.text.split("/*!")[0]
+    assert (
+        "<script src" not in page.text
+        and "<link" not in page.text
+        and "http" not in page.text.split("/*!")[0]
+    )
     assert "default-src 'none'" in page.headers["content-security-policy"]
 
 
@@ -53,7 +57,11 @@ def test_runs_lists_every_store_and_the_ones_not_there_yet(dashboard: tuple) -> 
     stores = client.get("/api/runs", headers=auth).json()["stores"]
     assert [s["name"] for s in stores] == ["a.sqlite", "b.sqlite", "later.sqlite"]
     a, b, later = stores
-    assert a["task"] == "synthetic" and "optimizer OnePlusOne" in a["settings"] and "5 ℵ-scalars" in a["settings"]
+    assert (
+        a["task"] == "synthetic"
+        and "optimizer OnePlusOne" in a["settings"]
+        and "5 ℵ-scalars" in a["settings"]
+    )
     assert a["export"].startswith("afterlearner export ") and a["export"].endswith("--out best.safetensors")
     (run,) = a["runs"]
     assert (run["key"], run["evaluations"], run["failures"], run["best"]) == ("0-0", 4, 1, 0.3)
@@ -65,7 +73,10 @@ def test_series_are_incremental_and_share_one_axis(dashboard: tuple) -> None:
     client, auth, writer = dashboard
     first = client.get("/api/series", params={"run": ["0-0@", "1-0@"]}, headers=auth).json()
     assert first["runs"]["0-0"]["idx"] == [0, 1, 2, 3] and first["runs"]["1-0"]["loss"] == [0.9, 0.7]
-    assert first["axis"]["scale"] == "linear" and first["axis"]["limits"][0] < 0.3 < 0.9 < first["axis"]["limits"][1]
+    assert (
+        first["axis"]["scale"] == "linear"
+        and first["axis"]["limits"][0] < 0.3 < 0.9 < first["axis"]["limits"][1]
+    )
     add(writer, [0.25])
     cursor = first["runs"]["0-0"]["cursor"]
     more = client.get("/api/series", params={"run": f"0-0@{cursor}"}, headers=auth).json()
@@ -112,7 +123,9 @@ def test_ten_thousand_evaluations_are_served_quickly(tmp_path: Path) -> None:
     runs = client.get("/api/runs", headers=auth).json()
     parameters = client.get("/api/parameters", params={"run": "0-0"}, headers=auth).json()
     elapsed = time.perf_counter() - started
-    assert len(series["runs"]["0-0"]["idx"]) == 10_000 and runs["stores"][0]["runs"][0]["evaluations"] == 10_000
+    assert (
+        len(series["runs"]["0-0"]["idx"]) == 10_000 and runs["stores"][0]["runs"][0]["evaluations"] == 10_000
+    )
     assert len(parameters["charts"]["idx"]) == 10_000
     assert elapsed < 5.0, f"{elapsed:.2f} s to serve 10,000 evaluations"
     stores.close()

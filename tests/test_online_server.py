@@ -272,8 +272,10 @@ def test_stale_answers_say_why_in_a_reason(served: tuple) -> None:
     assert unknown.status_code == 404 and unknown.json()["reason"] == "unknown"
 
 
-@pytest.mark.parametrize(("asked", "k", "shown"), [("best", 3, "best"), ("pair", 3, "pair"), ("ranking", 6, "ranking"),
-                                                    ("ranking", 7, "best")])
+@pytest.mark.parametrize(
+    ("asked", "k", "shown"),
+    [("best", 3, "best"), ("pair", 3, "pair"), ("ranking", 6, "ranking"), ("ranking", 7, "best")],
+)
 def test_the_page_asks_as_the_task_says(tmp_path: Path, asked: str, k: int, shown: str) -> None:
     task = FeedbackTask(ng.p.Array(init=np.zeros(2)), render, k=k, budget=2, answer=asked)
     session = task.session()
@@ -283,7 +285,9 @@ def test_the_page_asks_as_the_task_says(tmp_path: Path, asked: str, k: int, show
     assert state["task"]["answer"] == shown and state["keep"] == [{"say": "kept"}]
     order = ["current", *range(k)][::-1]
     vote = {"proposal": 1, "feedback": {"kind": "ranking", "order": order}}
-    assert client.post("/api/answer", params={"token": token}, json=vote).status_code == 200  # API takes any kind
+    assert (
+        client.post("/api/answer", params={"token": token}, json=vote).status_code == 200
+    )  # API takes any kind
     session.close()
 
 
@@ -323,9 +327,10 @@ def test_deeply_nested_json_is_a_400_with_the_usual_headers(served: tuple, path:
     assert len(body) <= MAX_BODY
     response = client.post(path, headers={**auth, "Content-Type": "application/json"}, content=body)
     assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
-    assert response.headers["cache-control"] == "no-store" and "default-src 'none'" in response.headers[
-        "content-security-policy"
-    ]
+    assert (
+        response.headers["cache-control"] == "no-store"
+        and "default-src 'none'" in response.headers["content-security-policy"]
+    )
     assert session.progress().answers == 0
 
 
@@ -338,7 +343,9 @@ def test_a_chunked_body_is_refused_past_the_limit_without_reading_it_all(served:
             sent.append(1)
             yield b"x" * 65536
 
-    response = client.post("/api/answer", headers={**auth, "Content-Type": "application/json"}, content=chunks())
+    response = client.post(
+        "/api/answer", headers={**auth, "Content-Type": "application/json"}, content=chunks()
+    )
     assert response.status_code == 413 and "too large" in response.json()["error"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert session.progress().answers == 0
