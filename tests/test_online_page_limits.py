@@ -28,33 +28,52 @@ CHUNK = 64 * 1024
 START_TIMEOUT = 120
 
 
-class DashboardServer:
-    """``afterlearner dashboard STORES --port 0 --no-browser`` in a child process; ``url`` is its address."""
+class Command:
+    """``afterlearner ARGUMENTS --port 0`` in a child process; ``url`` is the address it printed, and
+    :meth:`printed` everything it printed (after :meth:`stop`: its last words too)."""
 
-    def __init__(self, *stores: str) -> None:
-        command = [sys.executable, "-m", "afterlearner", "dashboard", *stores, "--port", "0", "--no-browser"]
+    def __init__(self, *arguments: str) -> None:
+        command = [sys.executable, "-m", "afterlearner", *arguments, "--port", "0"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
-        lines: queue.Queue[str] = queue.Queue()
+        self._lines: queue.Queue[str | None] = queue.Queue()
         stdout = self.process.stdout
-        threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+        threading.Thread(target=self._pump, args=(stdout,), daemon=True).start()
         self.output: list[str] = []
         while True:
             try:
-                line = lines.get(timeout=START_TIMEOUT)
+                line = self._lines.get(timeout=START_TIMEOUT)
             except queue.Empty:
                 self.stop()
-                raise AssertionError(f"the dashboard printed no address: {self.output}") from None
+                raise AssertionError(f"{arguments[0]} printed no address: {self.output}") from None
+            if line is None:
+                raise AssertionError(f"{arguments[0]} ended without an address: {self.output}")
             self.output.append(line)
             match = re.search(r"open (http://127\.0\.0\.1:\d+/\?token=[\w-]+)", line)
             if match:
                 self.url = match.group(1)
-                self._lines = lines
                 return
 
+    def _pump(self, stdout: object) -> None:
+        for line in stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def printed(self) -> str:
+        """Everything printed so far (waits for the end of the output once the process has ended)."""
+        while True:
+            try:
+                line = self._lines.get(timeout=0.1 if self.process.poll() is None else 30)
+            except queue.Empty:
+                return "".join(self.output)
+            if line is None:
+                return "".join(self.output)
+            self.output.append(line)
+
     def stop(self) -> None:
+        """SIGTERM (a clean stop), SIGKILL if it takes more than 30 s."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -62,6 +81,11 @@ class DashboardServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
+
+
+def dashboard(*stores: str) -> Command:
+    """``afterlearner dashboard STORES --no-browser --port 0``."""
+    return Command("dashboard", *stores, "--no-browser")
 
 
 def peak_memory(pid: int) -> int:
@@ -127,14 +151,14 @@ def post_chunked(url: str, path: str, size: int) -> tuple[int, bytes, int]:
 def test_a_50_mb_chunked_body_is_refused_without_holding_it(tmp_path: Path, page: str) -> None:
     from afterlearner.store import Store
 
-    server: Server | DashboardServer
+    server: Server | Command
 
     if page == "feedback":
         server = Server("serve", f"{TONE}:factory", "--store", str(tmp_path / "tone.sqlite"))
         path, warm = "/api/answer", b'{"proposal": 99, "feedback": {"kind": "none"}}'
     else:
         Store.open(tmp_path / "empty.sqlite").close()
-        server = DashboardServer(str(tmp_path / "empty.sqlite"))
+        server = dashboard(str(tmp_path / "empty.sqlite"))
         path, warm = "/api/runs", b"{}"
     try:
         for _ in range(3):  # warm up: the first requests import and allocate what every request needs
