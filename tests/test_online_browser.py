@@ -8,6 +8,7 @@ Chromium comes from apt (``bash scripts/setup-system.sh``); Playwright never dow
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ ARGS = [
     "--no-first-run",
 ]
 BUDGET = 4
+#: ``AFTERLEARNER_SCREENSHOTS=DIR`` also writes the screenshots of docs/online.md there.
+SCREENSHOTS = os.environ.get("AFTERLEARNER_SCREENSHOTS")
 
 
 @pytest.fixture
@@ -134,8 +137,8 @@ def test_keyboard_answers_undo_and_restart_agree_with_the_journal(browser: objec
     from afterlearner.store import Store
 
     store = tmp_path / "keys.sqlite"
-    arguments = ("feedback", "serve", DEMO, "--store", str(store), "--budget", "4", "--seed", "3")
-    server = Command(*arguments)
+    arguments = ("feedback", "serve", DEMO, "--store", store.name, "--budget", "4", "--seed", "3")
+    server = Command(*arguments, cwd=tmp_path)  # the store named as a person types it, in their folder
     try:
         page = browser.new_page(viewport={"width": 1000, "height": 800})
         page.goto(server.url)
@@ -149,6 +152,15 @@ def test_keyboard_answers_undo_and_restart_agree_with_the_journal(browser: objec
         page.keyboard.press("3")  # option 3 is the best
         expect(page.get_by_test_id("progress")).to_have_text("1 / 4 answers")
         expect(page.get_by_test_id("best").locator("img")).to_have_attribute("src", first[2])
+        if SCREENSHOTS:
+            page.wait_for_timeout(500)  # the progress bar's transition
+            page.screenshot(path=f"{SCREENSHOTS}/online-page-desktop.png", full_page=True)
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto(server.url)
+            expect(phone.get_by_test_id("progress")).to_have_text("1 / 4 answers")
+            phone.wait_for_timeout(500)
+            phone.screenshot(path=f"{SCREENSHOTS}/online-page-phone.png", full_page=True)
+            phone.close()
         second = candidate_images(page)
         page.keyboard.press("n")  # none is better
         expect(page.get_by_test_id("progress")).to_have_text("2 / 4 answers")
@@ -164,16 +176,16 @@ def test_keyboard_answers_undo_and_restart_agree_with_the_journal(browser: objec
         server.stop()  # a clean stop prints the summary
         printed = server.printed()
         assert "stopped: 2/4 answers given (2 answers left), 1 improvement" in printed
-        assert (
-            "best candidate: chosen at question 1" in printed and f"afterlearner dashboard {store}" in printed
-        )
+        assert "best candidate: chosen at question 1" in printed
+        assert "afterlearner dashboard keys.sqlite" in printed
         with Store.open(store, readonly=True) as journal:
             answers = journal.answers(0)
             undone = journal.undone(0)
         assert [answer for _, answer in answers] == [{"kind": "best", "choice": 2}, {"kind": "none"}]
         assert [entry["answer"] for entry in undone] == [{"kind": "best", "choice": 0}]
 
-        server = Command(*arguments)  # the undo is replayed: the same third question, nothing asked twice
+        # the undo is replayed: the same third question, nothing asked twice
+        server = Command(*arguments, cwd=tmp_path)
         page.goto(server.url)
         expect(page.get_by_test_id("progress")).to_have_text("2 / 4 answers")
         assert candidate_images(page) == third and second != third
@@ -183,8 +195,11 @@ def test_keyboard_answers_undo_and_restart_agree_with_the_journal(browser: objec
         page.keyboard.press("4")
         expect(page.get_by_test_id("done")).to_be_visible()
         expect(page.get_by_test_id("final").locator("img")).to_be_visible()
-        expect(page.get_by_test_id("keep")).to_contain_text(f"afterlearner dashboard {store}")
+        expect(page.get_by_test_id("keep")).to_contain_text("afterlearner dashboard keys.sqlite")
         expect(page.get_by_test_id("final").get_by_role("link")).to_have_attribute("download", "best.png")
+        if SCREENSHOTS:
+            page.wait_for_timeout(500)
+            page.screenshot(path=f"{SCREENSHOTS}/online-page-finished.png", full_page=True)
     finally:
         server.stop()
     with Store.open(store, readonly=True) as journal:

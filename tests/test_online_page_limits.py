@@ -32,11 +32,14 @@ class Command:
     """``afterlearner ARGUMENTS --port 0`` in a child process; ``url`` is the address it printed, and
     :meth:`printed` everything it printed (after :meth:`stop`: its last words too)."""
 
-    def __init__(self, *arguments: str) -> None:
+    def __init__(self, *arguments: str, cwd: Path | None = None) -> None:
         command = [sys.executable, "-m", "afterlearner", *arguments, "--port", "0"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if env.get("PYTHONPATH"):  # a source tree given relatively must still be found from ``cwd``
+            paths = env["PYTHONPATH"].split(os.pathsep)
+            env["PYTHONPATH"] = os.pathsep.join(str(Path(path).resolve()) for path in paths)
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         stdout = self.process.stdout
@@ -83,9 +86,9 @@ class Command:
                 self.process.wait(timeout=30)
 
 
-def dashboard(*stores: str) -> Command:
-    """``afterlearner dashboard STORES --no-browser --port 0``."""
-    return Command("dashboard", *stores, "--no-browser")
+def dashboard(*stores: str, cwd: Path | None = None) -> Command:
+    """``afterlearner dashboard STORES --no-browser --port 0`` (run in ``cwd``)."""
+    return Command("dashboard", *stores, "--no-browser", cwd=cwd)
 
 
 def peak_memory(pid: int) -> int:
