@@ -101,10 +101,14 @@ def keep_lines(store: str, signature: object) -> list[dict[str, str]]:
     quoted = shlex.quote(store)
     lines = [
         {"say": f"Your answers are saved in {store}. Run the same command again to go on or change them."},
-        {"say": "To see the result and download every answer:", "command": f"afterlearner dashboard {quoted}"},
+        {
+            "say": "To see the result and download every answer:",
+            "command": f"afterlearner dashboard {quoted}",
+        },
     ]
     if isinstance(signature, list):  # an ℵ-space: afterlearner show lists its values by name
-        lines.append({"say": "To list its values by name:", "command": f"afterlearner show {quoted} --values"})
+        command = f"afterlearner show {quoted} --values"
+        lines.append({"say": "To list its values by name:", "command": command})
     return lines
 
 
