@@ -8,12 +8,14 @@ Chromium comes from apt (``bash scripts/setup-system.sh``); Playwright never dow
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from online_process import DEMO, Server
+from test_online_page_limits import Command
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[online]'")
 expect = playwright_api.expect
@@ -29,6 +31,8 @@ ARGS = [
     "--no-first-run",
 ]
 BUDGET = 4
+#: ``AFTERLEARNER_SCREENSHOTS=DIR`` also writes the screenshots of docs/online.md there.
+SCREENSHOTS = os.environ.get("AFTERLEARNER_SCREENSHOTS")
 
 
 @pytest.fixture
@@ -70,7 +74,9 @@ def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path
         page.get_by_test_id("none").click()
         expect(page.get_by_test_id("progress")).to_have_text(f"2 / {BUDGET} answers")
         other.get_by_test_id("candidate-0").click()
-        expect(other.get_by_test_id("status")).to_have_text(re.compile("proposal 2 was already answered"))
+        expect(other.get_by_test_id("status")).to_have_text(
+            re.compile("already answered, maybe in another tab")
+        )
         # the refused tab was refreshed and its vote not counted; "none" kept the best
         expect(other.get_by_test_id("progress")).to_have_text(f"2 / {BUDGET} answers")
         expect(page.get_by_test_id("best").locator("img")).to_have_attribute("src", first[2])
@@ -99,7 +105,7 @@ def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path
         expect(page.get_by_test_id("progress")).to_have_text(f"{BUDGET} / {BUDGET} answers")
         expect(page.get_by_test_id("done")).to_be_visible()
         expect(page.get_by_test_id("candidates")).to_be_hidden()
-        expect(page.get_by_test_id("best").locator("img")).to_have_attribute("src", pending[1])
+        expect(page.get_by_test_id("final").locator("img")).to_have_attribute("src", pending[1])
     finally:
         server.stop()
     assert server.process.returncode is not None
@@ -112,14 +118,140 @@ def test_sound_candidates_get_audio_players_and_choose_buttons(browser: object, 
         page = browser.new_page(viewport={"width": 390, "height": 844})
         page.goto(server.url)
         expect(page.get_by_test_id("progress")).to_have_text("0 / 2 answers")
-        expect(page.locator("#candidates audio")).to_have_count(3)
-        sources = [page.locator("#candidates audio").nth(i).get_attribute("src") for i in range(3)]
+        players = page.locator("#board [data-testid^='candidate-'] audio")
+        expect(players).to_have_count(3)
+        sources = [players.nth(i).get_attribute("src") for i in range(3)]
         assert all(src.startswith("data:audio/wav;base64,") for src in sources)
         page.get_by_role("button", name="Choose option 2").click()
         expect(page.get_by_test_id("progress")).to_have_text("1 / 2 answers")
         expect(page.get_by_test_id("best").locator("audio")).to_have_attribute("src", sources[1])
         page.get_by_test_id("none").click()
         expect(page.get_by_test_id("done")).to_be_visible()
-        expect(page.get_by_test_id("best").locator("audio")).to_have_attribute("src", sources[1])
+        expect(page.get_by_test_id("final").locator("audio")).to_have_attribute("src", sources[1])
     finally:
         server.stop()
+
+
+def test_keyboard_answers_undo_and_restart_agree_with_the_journal(browser: object, tmp_path: Path) -> None:
+    """Answer with keys, undo one answer with U, restart the server: the page and the store agree."""
+    from afterlearner.store import Store
+
+    store = tmp_path / "keys.sqlite"
+    arguments = ("feedback", "serve", DEMO, "--store", store.name, "--budget", "4", "--seed", "3")
+    server = Command(*arguments, cwd=tmp_path)  # the store named as a person types it, in their folder
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.goto(server.url)
+        expect(page.get_by_test_id("progress")).to_have_text("0 / 4 answers")
+        # the current best is drawn at least as large as every candidate
+        best_box = page.get_by_test_id("best").locator("img").bounding_box()
+        for i in range(4):
+            box = page.get_by_test_id(f"candidate-{i}").locator("img").bounding_box()
+            assert best_box["width"] >= box["width"] - 0.5 and best_box["height"] >= box["height"] - 0.5
+        first = candidate_images(page)
+        page.keyboard.press("3")  # option 3 is the best
+        expect(page.get_by_test_id("progress")).to_have_text("1 / 4 answers")
+        expect(page.get_by_test_id("best").locator("img")).to_have_attribute("src", first[2])
+        if SCREENSHOTS:
+            page.wait_for_timeout(500)  # the progress bar's transition
+            page.screenshot(path=f"{SCREENSHOTS}/online-page-desktop.png", full_page=True)
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto(server.url)
+            expect(phone.get_by_test_id("progress")).to_have_text("1 / 4 answers")
+            phone.wait_for_timeout(500)
+            phone.screenshot(path=f"{SCREENSHOTS}/online-page-phone.png", full_page=True)
+            phone.close()
+        second = candidate_images(page)
+        page.keyboard.press("n")  # none is better
+        expect(page.get_by_test_id("progress")).to_have_text("2 / 4 answers")
+        third = candidate_images(page)
+        page.keyboard.press("1")
+        expect(page.get_by_test_id("progress")).to_have_text("3 / 4 answers")
+        page.keyboard.press("u")  # take back the last answer: the third question is asked again
+        expect(page.get_by_test_id("progress")).to_have_text("2 / 4 answers")
+        expect(page.get_by_test_id("status")).to_have_text(re.compile("Answer 3 was taken back"))
+        assert candidate_images(page) == third
+        expect(page.get_by_test_id("best").locator("img")).to_have_attribute("src", first[2])
+
+        server.stop()  # a clean stop prints the summary
+        printed = server.printed()
+        assert "stopped: 2/4 answers given (2 answers left), 1 improvement" in printed
+        assert "best candidate: chosen at question 1" in printed
+        assert "afterlearner dashboard keys.sqlite" in printed
+        with Store.open(store, readonly=True) as journal:
+            answers = journal.answers(0)
+            undone = journal.undone(0)
+        assert [answer for _, answer in answers] == [{"kind": "best", "choice": 2}, {"kind": "none"}]
+        assert [entry["answer"] for entry in undone] == [{"kind": "best", "choice": 0}]
+
+        # the undo is replayed: the same third question, nothing asked twice
+        server = Command(*arguments, cwd=tmp_path)
+        page.goto(server.url)
+        expect(page.get_by_test_id("progress")).to_have_text("2 / 4 answers")
+        assert candidate_images(page) == third and second != third
+        expect(page.get_by_test_id("best").locator("img")).to_have_attribute("src", first[2])
+        page.keyboard.press("0")
+        expect(page.get_by_test_id("progress")).to_have_text("3 / 4 answers")
+        page.keyboard.press("4")
+        expect(page.get_by_test_id("done")).to_be_visible()
+        expect(page.get_by_test_id("final").locator("img")).to_be_visible()
+        expect(page.get_by_test_id("keep")).to_contain_text("afterlearner dashboard keys.sqlite")
+        expect(page.get_by_test_id("final").get_by_role("link")).to_have_attribute("download", "best.png")
+        if SCREENSHOTS:
+            page.wait_for_timeout(500)
+            page.screenshot(path=f"{SCREENSHOTS}/online-page-finished.png", full_page=True)
+    finally:
+        server.stop()
+    with Store.open(store, readonly=True) as journal:
+        assert len(journal.answers(0)) == 4 and len(journal.undone(0)) == 1
+
+
+def test_ranking_by_dragging_and_pairs_side_by_side(browser: object, tmp_path: Path) -> None:
+    """A task asking for rankings gets drag-to-rank; one asking for pairs gets two-up comparisons."""
+    from afterlearner.store import Store
+
+    ranked = Path(__file__).parent / "tasks" / "feedback_kinds_task.py"
+    server = Server("serve", f"{ranked}:ranking", "--store", str(tmp_path / "rank.sqlite"))
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.goto(server.url)
+        board = page.get_by_test_id("candidates")
+        expect(board).to_have_attribute("data-order", "current,0,1,2")
+        expect(page.get_by_test_id("none")).to_be_hidden()
+        source = page.get_by_test_id("candidate-2").bounding_box()
+        target = page.get_by_test_id("best").bounding_box()
+        page.mouse.move(source["x"] + source["width"] / 2, source["y"] + 20)
+        page.mouse.down()
+        page.mouse.move(target["x"] + target["width"] / 2, target["y"] + 20, steps=8)
+        page.mouse.up()
+        expect(board).to_have_attribute("data-order", "2,current,0,1")
+        page.get_by_test_id("candidate-1").get_by_title("move earlier").click()
+        expect(board).to_have_attribute("data-order", "2,current,1,0")
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("progress")).to_have_text("1 / 2 answers")
+    finally:
+        server.stop()
+    with Store.open(tmp_path / "rank.sqlite", readonly=True) as journal:
+        assert journal.answers(0)[0][1] == {"kind": "ranking", "order": [2, "current", 1, 0]}
+
+    server = Server("serve", f"{ranked}:pairs", "--store", str(tmp_path / "pair.sqlite"))
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(server.url)
+        expect(page.get_by_test_id("candidates").locator(".card")).to_have_count(2)
+        expect(page.get_by_test_id("candidate-0")).to_be_visible()
+        expect(page.get_by_test_id("candidate-1")).to_be_visible()
+        page.keyboard.press("ArrowRight")  # option 2 beats option 1 ...
+        expect(page.get_by_test_id("candidate-2")).to_be_visible()
+        page.keyboard.press("u")  # ... no: undo the step, nothing was sent
+        expect(page.get_by_test_id("candidate-0")).to_be_visible()
+        page.keyboard.press("2")
+        page.get_by_test_id("candidate-2").click()  # option 3 beats option 2 (the text cards are buttons)
+        expect(page.get_by_test_id("best")).to_be_visible()  # now against the current best
+        expect(page.get_by_test_id("progress")).to_have_text("0 / 2 answers")
+        page.keyboard.press("2")  # option 3 is better than the current best
+        expect(page.get_by_test_id("progress")).to_have_text("1 / 2 answers")
+    finally:
+        server.stop()
+    with Store.open(tmp_path / "pair.sqlite", readonly=True) as journal:
+        assert journal.answers(0)[0][1] == {"kind": "pair", "winner": 2, "loser": "current"}

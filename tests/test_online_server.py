@@ -229,3 +229,129 @@ def test_the_demo_command_serves_on_loopback_with_a_token(tmp_path: Path) -> Non
     finally:
         server.stop()
     assert server.process.returncode == 0  # SIGTERM: a clean shutdown that closes the store
+
+
+# -- undo, answer kinds, what the finished page says ------------------------------------------------
+def test_undo_takes_back_the_last_answer_once(served: tuple) -> None:
+    client, session, auth = served
+    first = client.get("/api/state", headers=auth).json()
+    client.post("/api/answer", headers=auth, json={"proposal": 1, "feedback": {"kind": "best", "choice": 1}})
+    client.post("/api/answer", headers=auth, json={"proposal": 2, "feedback": {"kind": "none"}})
+    undone = client.post("/api/undo", headers=auth, json={"answers": 2})
+    assert undone.status_code == 200
+    state = undone.json()
+    assert state["progress"]["answers"] == 1 and state["proposal"]["id"] == 2
+    assert state["best"]["text"] == first["proposal"]["candidates"][1]["text"]
+    # a second click, or a stale tab that still shows 2 answers, undoes nothing more
+    again = client.post("/api/undo", headers=auth, json={"answers": 2})
+    assert again.status_code == 409 and again.json()["reason"] == "stale"
+    assert session.progress().answers == 1 and answers_in_store(session) == 1
+    assert client.post("/api/undo", headers=auth, json={"answers": 1}).status_code == 200
+    nothing = client.post("/api/undo", headers=auth, json={"answers": 0})
+    assert nothing.status_code == 409 and nothing.json()["reason"] == "nothing"
+    assert client.get("/api/state", headers=auth).json()["best"] == first["best"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"[", b'{"answers": "2"}', b'{"answers": true}', b'{"answers": 1, "x": 1}', b"[1]"]
+)
+def test_malformed_undo_is_refused(served: tuple, body: bytes) -> None:
+    client, session, auth = served
+    client.post("/api/answer", headers=auth, json={"proposal": 1, "feedback": {"kind": "none"}})
+    response = client.post("/api/undo", headers={**auth, "Content-Type": "application/json"}, content=body)
+    assert response.status_code in (400, 422) and response.json()["reason"] == "body"
+    assert session.progress().answers == 1
+
+
+def test_stale_answers_say_why_in_a_reason(served: tuple) -> None:
+    client, _, auth = served
+    client.post("/api/answer", headers=auth, json={"proposal": 1, "feedback": {"kind": "none"}})
+    stale = client.post("/api/answer", headers=auth, json={"proposal": 1, "feedback": {"kind": "none"}})
+    assert stale.status_code == 409 and stale.json()["reason"] == "stale"
+    unknown = client.post("/api/answer", headers=auth, json={"proposal": 9, "feedback": {"kind": "none"}})
+    assert unknown.status_code == 404 and unknown.json()["reason"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("asked", "k", "shown"),
+    [("best", 3, "best"), ("pair", 3, "pair"), ("ranking", 6, "ranking"), ("ranking", 7, "best")],
+)
+def test_the_page_asks_as_the_task_says(tmp_path: Path, asked: str, k: int, shown: str) -> None:
+    task = FeedbackTask(ng.p.Array(init=np.zeros(2)), render, k=k, budget=2, answer=asked)
+    session = task.session()
+    token = new_token()
+    client = TestClient(create_app(session, task, token, keep=[{"say": "kept"}]))
+    state = client.get("/api/state", params={"token": token}).json()
+    assert state["task"]["answer"] == shown and state["keep"] == [{"say": "kept"}]
+    order = ["current", *range(k)][::-1]
+    vote = {"proposal": 1, "feedback": {"kind": "ranking", "order": order}}
+    assert (
+        client.post("/api/answer", params={"token": token}, json=vote).status_code == 200
+    )  # API takes any kind
+    session.close()
+
+
+def test_a_task_refuses_an_unknown_answer_kind() -> None:
+    from afterlearner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="answer must be one of best, ranking, pair"):
+        FeedbackTask(ng.p.Array(init=np.zeros(1)), render, answer="slider")
+
+
+def test_the_stop_summary_and_the_finished_lines(tmp_path: Path) -> None:
+    from afterlearner.cli.feedback import keep_lines, summary
+
+    task = FeedbackTask(ng.p.Array(init=np.zeros(2)), render, k=2, budget=3)
+    session = task.session(store=tmp_path / "my clicks.sqlite")
+    assert "the starting point" in summary(session, "s.sqlite")
+    chosen = session.propose().candidates[1].vector
+    session.answer(1, {"kind": "best", "choice": 1})
+    session.answer(session.propose().id, {"kind": "none"})
+    text_ = summary(session, str(tmp_path / "my clicks.sqlite"))
+    assert "stopped: 2/3 answers given (1 answers left), 1 improvement\n" in text_
+    assert "best candidate: chosen at question 1" in text_
+    assert f"value[0]={chosen[0]:.4g}, value[1]={chosen[1]:.4g}" in text_
+    assert f"afterlearner dashboard '{tmp_path}/my clicks.sqlite'" in text_
+    lines = keep_lines("s.sqlite", session.space.signature)
+    assert [line.get("command") for line in lines] == [None, "afterlearner dashboard s.sqlite"]
+    aleph_lines = keep_lines("s.sqlite", [{"kind": "tensor", "name": "w", "size": 1}])
+    assert aleph_lines[-1]["command"] == "afterlearner show s.sqlite --values"
+    session.close()
+
+
+# -- robustness: nested JSON, bodies without a length ---------------------------------------------
+@pytest.mark.parametrize("path", ["/api/answer", "/api/undo"])
+def test_deeply_nested_json_is_a_400_with_the_usual_headers(served: tuple, path: str) -> None:
+    client, session, auth = served
+    body = b"[" * 8000 + b"]" * 8000
+    assert len(body) <= MAX_BODY
+    response = client.post(path, headers={**auth, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+    assert (
+        response.headers["cache-control"] == "no-store"
+        and "default-src 'none'" in response.headers["content-security-policy"]
+    )
+    assert session.progress().answers == 0
+
+
+def test_a_chunked_body_is_refused_past_the_limit_without_reading_it_all(served: tuple) -> None:
+    client, session, auth = served
+    sent = []
+
+    def chunks() -> object:
+        for _ in range(1000):  # 64 MB if it were all read
+            sent.append(1)
+            yield b"x" * 65536
+
+    response = client.post(
+        "/api/answer", headers={**auth, "Content-Type": "application/json"}, content=chunks()
+    )
+    assert response.status_code == 413 and "too large" in response.json()["error"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert session.progress().answers == 0
+
+
+def test_an_invalid_length_is_refused(served: tuple) -> None:
+    client, _, auth = served
+    response = client.post("/api/answer", headers={**auth, "Content-Length": "12x"}, content=b"{}")
+    assert response.status_code == 400

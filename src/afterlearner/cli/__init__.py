@@ -9,7 +9,7 @@ import sys
 from afterlearner.errors import AfterlearnerError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "run", "init", "show", "export", "optimizers", "reproduce", "feedback"]
+COMMANDS = ["demo", "run", "init", "show", "export", "optimizers", "reproduce", "feedback", "dashboard"]
 
 
 def build_parser() -> argparse.ArgumentParser:

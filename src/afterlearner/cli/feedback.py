@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 
@@ -52,14 +53,14 @@ def handle_demo(args: argparse.Namespace) -> int:
 
 
 def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: ANN001
-    from afterlearner.online.server import address, bind, create_app, new_token, serve
+    from afterlearner.online.server import address, bind, create_app, is_loopback, new_token, serve
 
     names = ("k", "budget", "optimizer")
     overrides = {key: value for key in names if (value := getattr(args, key)) is not None}
     session = task.session(store=args.store, seed=args.seed, **overrides)
     try:
         token = new_token()
-        app = create_app(session, task, token)
+        app = create_app(session, task, token, keep=keep_lines(args.store, session.space.signature))
         try:
             sock = bind(args.host, args.port)
         except OSError as error:
@@ -67,7 +68,7 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
             return 2
         url = address(sock, token)
         progress = session.progress()
-        if args.host not in ("127.0.0.1", "localhost", "::1"):
+        if not is_loopback(args.host):
             print(
                 f"warning: listening on {args.host}: anyone who can reach it and has the token can vote",
                 file=sys.stderr,
@@ -85,12 +86,59 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
         signal.signal(signal.SIGTERM, _exit_normally)
         try:
             serve(app, sock)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM re-raised by uvicorn after its shutdown
             pass
-        print(f"stopped; {session.progress().answers} answers are in {args.store}")
+        print(summary(session, args.store), flush=True)
     finally:
         session.close()
     return 0
+
+
+#: Values of the best candidate printed by name when the server stops (the rest: ``show --values``).
+SHOWN_VALUES = 12
+
+
+def keep_lines(store: str, signature: object) -> list[dict[str, str]]:
+    """Where the answers are and how to get the result out, as the finished page says it."""
+    quoted = shlex.quote(store)
+    lines = [
+        {"say": f"Your answers are saved in {store}. Run the same command again to go on or change them."},
+        {
+            "say": "To see the result and download every answer:",
+            "command": f"afterlearner dashboard {quoted}",
+        },
+    ]
+    if isinstance(signature, list):  # an ℵ-space: afterlearner show lists its values by name
+        command = f"afterlearner show {quoted} --values"
+        lines.append({"say": "To list its values by name:", "command": command})
+    return lines
+
+
+def summary(session, store: str) -> str:  # noqa: ANN001
+    """What the server prints when it stops: answers given, the best candidate, how to get it out."""
+    from afterlearner.dashboard.data import space_labels
+
+    progress = session.progress()
+    best = session.best.vector
+    if progress.improvements == 0:
+        where = "the starting point (no answer preferred another)"
+    else:
+        found = next(p for p, _, vector in session.history() if vector.tobytes() == best.tobytes())
+        where = f"chosen at question {found}"
+    labels = space_labels(session.space.signature, best.size)
+    values = [f"{label}={value:.4g}" for label, value in zip(labels, best.tolist(), strict=True)]
+    more = f", … ({len(values) - SHOWN_VALUES} more)" if len(values) > SHOWN_VALUES else ""
+    status = "finished" if progress.done else f"{progress.budget - progress.answers} answers left"
+    return "\n".join(
+        [
+            f"stopped: {progress.answers}/{progress.budget} answers given ({status}), "
+            f"{progress.improvements} improvement{'s' * (progress.improvements != 1)}",
+            f"best candidate: {where}",
+            f"    {', '.join(values[:SHOWN_VALUES])}{more}",
+            f"answers saved in {store}; run the same command again to continue",
+            *(f"{line['say']} {line['command']}" for line in keep_lines(store, session.space.signature)[1:]),
+        ]
+    )
 
 
 def _exit_normally(signum: int, frame: object) -> None:

@@ -20,14 +20,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import nevergrad as ng
 import numpy as np
 
+from afterlearner.errors import ConfigError
 from afterlearner.online.render import Rendering
 from afterlearner.online.session import DEFAULT_OPTIMIZER, FeedbackSession
 from afterlearner.space import Aleph
 from afterlearner.task import build_from_spec
+
+AnswerKind = Literal["best", "ranking", "pair"]
+ANSWER_KINDS: tuple[AnswerKind, ...] = ("best", "ranking", "pair")
+#: The page offers drag-to-rank up to this many candidates (and the current best); above, best-of-k.
+MAX_RANKED = 6
+
+
+def answer_kind(asked: AnswerKind, k: int) -> AnswerKind:
+    """How the page asks for answers to proposals of ``k`` candidates when the task asks ``asked``."""
+    return "best" if asked == "ranking" and k > MAX_RANKED else asked
 
 
 @dataclass
@@ -37,7 +49,11 @@ class FeedbackTask:
     ``space``: an :class:`~afterlearner.Aleph` or a Nevergrad parameter (Array/Scalar or a Tuple of them).
     ``render``: candidate vector (flat, natural units) → :class:`~afterlearner.online.Rendering`.
     ``k`` candidates per proposal, ``budget`` answers, ``optimizer`` (comparison-based), ``prompt``
-    (the question on the page), ``name`` and ``description`` (shown on the page).
+    (the question on the page), ``name`` and ``description`` (shown on the page), ``answer``: how
+    the page asks for answers: ``"best"`` (click the best of the k, or "none is better"),
+    ``"ranking"`` (drag the k and the current best into order; k ≤ :data:`MAX_RANKED`, else the
+    page asks for the best) or ``"pair"`` (two at a time, side by side: the candidates against each
+    other, then the winner against the current best). The API accepts every kind whatever this says.
     """
 
     space: Aleph | ng.p.Parameter
@@ -48,6 +64,11 @@ class FeedbackTask:
     prompt: str = "Which one is best?"
     name: str | None = None
     description: str = ""
+    answer: AnswerKind = "best"
+
+    def __post_init__(self) -> None:
+        if self.answer not in ANSWER_KINDS:
+            raise ConfigError(f"answer must be one of {', '.join(ANSWER_KINDS)}, got {self.answer!r}")
 
     def session(self, store: str | Path | None = None, seed: int = 0, **overrides: object) -> FeedbackSession:
         """A :class:`FeedbackSession` on this task (``overrides``: k, budget, optimizer)."""
