@@ -202,3 +202,18 @@ def test_a_store_that_is_not_there_yet(tmp_path: Path) -> None:
     assert store is None and "not an afterlearner store" in problem
     described = data.describe_store(tmp_path / "later.sqlite", None, 0, "not there yet")
     assert described["runs"] == [] and described["problem"] == "not there yet"
+
+
+def test_the_export_command_names_the_task_file_a_run_recorded(tmp_path) -> None:
+    from pathlib import Path
+
+    from afterlearner.cli import main
+    from afterlearner.dashboard.data import describe_store
+    from afterlearner.store import Store
+
+    task = Path(__file__).parent / "tasks" / "quadratic_task.py"
+    store = tmp_path / "s.sqlite"
+    assert main(["run", str(task), "--budget", "5", "--store", str(store), "--quiet"]) == 0
+    with Store.open(store, readonly=True) as journal:
+        described = describe_store(store, journal, 0, None)
+    assert f"--task {task.resolve()}:task" in described["export"]

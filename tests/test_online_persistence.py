@@ -208,3 +208,21 @@ def test_undo_with_nothing_to_undo_is_refused() -> None:
 
     with pytest.raises(SessionError, match="no answer to undo"):
         session(None).undo()
+
+
+def test_show_reads_a_feedback_store_of_a_plain_parameter(tmp_path: Path, capsys) -> None:
+    from afterlearner.cli import main
+
+    path = tmp_path / "s.sqlite"
+    s = session(path)
+    for answer in ANSWERS[:3]:
+        s.answer(s.propose().id, answer)
+    s.close()
+    assert main(["show", str(path)]) == 0
+    assert main(["show", str(path), "--values"]) == 0
+    assert main(["show", str(path), "--csv", str(tmp_path / "e.csv")]) == 0
+    import csv
+
+    header = next(csv.reader((tmp_path / "e.csv").open()))
+    assert header[7:] == ["value[0]", "value[1]", "value[2]", "value[3]"]  # one column per scalar
+    assert "Traceback" not in capsys.readouterr().err

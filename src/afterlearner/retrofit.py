@@ -59,6 +59,7 @@ def retrofit(
     time_limit: float | None = None,
     target: float | None = None,
     callbacks: Sequence[Callback] = (),
+    task_file: str | None = None,
 ) -> RetrofitResult:
     """Search the ℵ-parameters in ``aleph`` to minimise ``loss(model)`` within ``budget`` evaluations.
 
@@ -73,6 +74,7 @@ def retrofit(
     Run control: ``time_limit`` (seconds of this call) and ``target`` (an ℵ-loss; stop once reached)
     end the search early, with the best so far; each callback is called as ``fn(evaluation, state)``
     after every evaluation journaled by this call, and may end it with ``state.stop()``.
+    ``task_file`` (``"path/to/task.py:factory"``) is recorded in the store, for exports.
     """
     try:  # a given evaluator is retrofit's to close from here on, even if the settings are refused
         if not callable(loss):
@@ -92,7 +94,7 @@ def retrofit(
             target=target,
             callbacks=callbacks,
             journal_asks=False,  # asked and evaluated in this call: a restart re-asks the same candidates
-            settings={"zero_one": True} if is_zero_one(loss) else None,  # the bound's kl form applies
+            settings=_recorded(loss, task_file),
         )
     except BaseException:
         if evaluator is not None:
@@ -124,6 +126,17 @@ def retrofit(
         if evaluator is not None:
             evaluator.close()
         engine.close()
+
+
+def _recorded(loss: Loss, task_file: str | None) -> dict[str, Any] | None:
+    """What the store records beyond the settings: the loss is 0/1 (the bound's kl form applies),
+    the task file it came from (so an export or the dashboard can name it)."""
+    recorded: dict[str, Any] = {}
+    if is_zero_one(loss):
+        recorded["zero_one"] = True
+    if task_file is not None:
+        recorded["task_file"] = task_file
+    return recorded or None
 
 
 def _drive(

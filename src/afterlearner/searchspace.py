@@ -61,12 +61,14 @@ def search_space(space: Aleph | ng.p.Parameter) -> SearchSpace:
             start = _flatten(space.value)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"the parametrization's value is not numeric: {error}") from error
-        signature = {
-            "kind": "parametrization",
-            "type": type(space).__name__,
-            "size": int(start.size),
-            "name": space.name,
-        }
+        signature = [  # a list of entries, like an Aleph's: stores, tables and labels read both alike
+            {
+                "kind": "parametrization",
+                "type": type(space).__name__,
+                "size": int(start.size),
+                "name": space._name or "value",  # the name set with .set_name(), else "value"
+            }
+        ]
         json.dumps(signature)
         return SearchSpace(space.copy, _flatten, start, signature)
     raise ConfigError(f"the search space must be an Aleph or ng.p parameter, not {type(space).__name__}")

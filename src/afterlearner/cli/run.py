@@ -25,6 +25,7 @@ def say(message: str) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from afterlearner.evaluators import describe, make_evaluator
+    from afterlearner.evaluators.processes import absolute_spec
     from afterlearner.losses import DatasetLoss
     from afterlearner.optimizers import DEFAULT_OPTIMIZER
     from afterlearner.report import print_result
@@ -89,6 +90,7 @@ def handle(args: argparse.Namespace) -> int:
         evaluator=evaluator,
         time_limit=args.time_limit,
         target=args.target,
+        task_file=absolute_spec(args.task),
     )
     print_result(result, title=task.name or args.task)
     if result.best_loss is None and result.evaluations:

@@ -156,7 +156,10 @@ def describe_store(path: Path, store: Store | None, store_index: int, problem: s
         "scalars": space_size(settings) if settings else None,
         "export": None
         if feedback or not settings
-        else (f"afterlearner export {quoted} --task path/to/task.py:factory --out best.safetensors"),
+        else (
+            f"afterlearner export {quoted} --task "
+            f"{shlex.quote(settings.get('task_file') or 'path/to/task.py:factory')} --out best.safetensors"
+        ),
         "runs": runs(store, store_index) if store is not None and settings else [],
     }
 
