@@ -2,7 +2,7 @@
 
 An experiment package states its experiments once, as :class:`Experiment` values in the tuple
 ``EXPERIMENTS`` of its module ``experiment.py``; its ``task.py`` holds the task factory
-(``make_task(reduced=False, ...) -> Task``) those experiments build. :func:`afterlearner.reproduce.run`
+(``make_task(reduced=False, ...) -> Task``) those experiments build. :func:`afterlearner.reproduce.run_experiment`
 runs any of them the same way.
 """
 
