@@ -11,8 +11,8 @@ inside a worker thread of Nevergrad's Powell recaster, which then waits forever:
 The call site resolves the name ``float`` through the module's globals before the builtins, so we
 give ``nevergrad.optimization.metamodel`` a module-level ``float`` that accepts one-element arrays and
 is the builtin otherwise. Nothing else in Nevergrad or numpy changes. The shim is applied only to the
-Nevergrad version it was written against and only where numpy needs it; ``tests/test_optimizers.py``
-runs ``NGOpt`` into its MetaModel to check it.
+Nevergrad version it was written against and only where numpy needs it; the test
+``test_ngopt_runs_its_metamodel_with_the_installed_numpy`` runs ``NGOpt`` into its MetaModel to check it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The overfitting bound of a comparison-based retrofit (see ``shared/AFTERLEARNER.md``).
+"""The overfitting bound of a comparison-based retrofit (the argument: ``docs/bound.md``).
 
 A comparison-based optimizer whose seed does not depend on the data returns one of at most
 ``k · κ^T`` points fixed before the data are seen (``T = ⌈b/λ⌉`` iterations, ``κ`` outcomes per
