@@ -2,8 +2,8 @@
 
 An experiment package states its experiments once, as :class:`Experiment` values in the tuple
 ``EXPERIMENTS`` of its module ``experiment.py``; its ``task.py`` holds the task factory
-(``make_task(reduced=False, ...) -> Task``) those experiments build. :func:`afterlearner.reproduce.run_experiment`
-runs any of them the same way.
+(``make_task(reduced=False, ...) -> Task``) those experiments build.
+:func:`afterlearner.reproduce.run_experiment` runs any of them the same way.
 """
 
 from __future__ import annotations
