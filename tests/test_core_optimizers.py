@@ -68,7 +68,7 @@ def test_every_registered_name_is_accepted_and_classified() -> None:
     names = optimizers.available()
     assert len(names) > 500
     classes = {optimizers.get(name).outcome_class for name in names}
-    assert classes == {"parent", "ranking", "fixed", None}
+    assert classes == {"parent", "parent-and-best", "particle", "ranking", "fixed", None}
 
 
 @pytest.mark.parametrize(

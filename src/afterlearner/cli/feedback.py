@@ -60,7 +60,7 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
     session = task.session(store=args.store, seed=args.seed, **overrides)
     try:
         token = new_token()
-        app = create_app(session, task, token, keep=keep_lines(args.store, session.space.signature))
+        app = create_app(session, task, token, keep=keep_lines(args.store))
         try:
             sock = bind(args.host, args.port)
         except OSError as error:
@@ -98,7 +98,7 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
 SHOWN_VALUES = 12
 
 
-def keep_lines(store: str, signature: object) -> list[dict[str, str]]:
+def keep_lines(store: str) -> list[dict[str, str]]:
     """Where the answers are and how to get the result out, as the finished page says it."""
     quoted = shlex.quote(store)
     lines = [
@@ -108,9 +108,7 @@ def keep_lines(store: str, signature: object) -> list[dict[str, str]]:
             "command": f"afterlearner dashboard {quoted}",
         },
     ]
-    if isinstance(signature, list):  # an ℵ-space: afterlearner show lists its values by name
-        command = f"afterlearner show {quoted} --values"
-        lines.append({"say": "To list its values by name:", "command": command})
+    lines.append({"say": "To list its values by name:", "command": f"afterlearner show {quoted} --values"})
     return lines
 
 
@@ -136,7 +134,7 @@ def summary(session, store: str) -> str:  # noqa: ANN001
             f"best candidate: {where}",
             f"    {', '.join(values[:SHOWN_VALUES])}{more}",
             f"answers saved in {store}; run the same command again to continue",
-            *(f"{line['say']} {line['command']}" for line in keep_lines(store, session.space.signature)[1:]),
+            *(f"{line['say']} {line['command']}" for line in keep_lines(store)[1:]),
         ]
     )
 
