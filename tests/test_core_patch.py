@@ -26,6 +26,7 @@ from afterlearner.bound import bound_from_log_outcomes
 from afterlearner.cli import main
 from afterlearner.cli.export import first_space_difference, verify
 from afterlearner.errors import PatchError, StoreError
+from afterlearner.online.task import load_feedback_task
 from afterlearner.patch import bound_metadata, model_fingerprint, result_metadata
 from afterlearner.report import store_rows
 
@@ -616,3 +617,32 @@ def test_first_space_difference_names_the_entry() -> None:
         == "the task has entry 1, fc.bias, which the store does not"
     )
     assert first_space_difference([], space) == "the store has entry 0, fc.bias, which the task does not"
+
+
+def test_export_a_feedback_session_of_a_models_aleph_space(tmp_path, capsys) -> None:
+    from afterlearner.online import Best
+
+    task_file = tmp_path / "clicks_task.py"
+    task_file.write_text(
+        "import torch, afterlearner as al\n"
+        "from afterlearner.online import FeedbackTask, text\n"
+        "def factory():\n"
+        "    torch.manual_seed(0)\n"
+        "    model = torch.nn.Linear(2, 2)\n"
+        "    aleph = al.Aleph(model).add('bias')\n"
+        "    return FeedbackTask(aleph, lambda v: text(str(v)), k=2, budget=3)\n"
+    )
+    spec = f"{task_file}:factory"
+    task = load_feedback_task(spec)
+    store, out = tmp_path / "clicks.sqlite", tmp_path / "clicks.safetensors"
+    session = task.session(store=store)
+    first = session.propose()
+    session.answer(first.id, Best(1))
+    best = session.best.vector
+    session.close()
+    assert main(["export", str(store), "--task", spec, "--out", str(out)]) == 0
+    patch = al.read_patch(out)
+    fresh = load_feedback_task(spec)
+    assert torch.equal(patch.tensors["bias"], fresh.space.tensors(best)["bias"])
+    assert main(["export", str(store), "--task", spec, "--out", str(out), "--verify"]) == 2
+    assert "a person's answers" in capsys.readouterr().err

@@ -357,3 +357,13 @@ def test_an_invalid_length_is_refused(served: tuple) -> None:
     client, _, auth = served
     response = client.post("/api/answer", headers={**auth, "Content-Length": "12x"}, content=b"{}")
     assert response.status_code == 400
+
+
+def test_the_finished_lines_give_the_export_command_for_a_models_space() -> None:
+    from afterlearner.cli.feedback import keep_lines
+
+    lines = keep_lines("s.sqlite", "tasks/clicks.py:factory")
+    assert (
+        lines[-1]["command"]
+        == "afterlearner export s.sqlite --task tasks/clicks.py:factory --out best.safetensors"
+    )

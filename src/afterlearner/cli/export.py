@@ -38,10 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from afterlearner.errors import StoreError
+    from afterlearner.errors import ConfigError, StoreError
     from afterlearner.patch import best_of_store, read_patch, save_patch, store_metadata
     from afterlearner.store import Store
-    from afterlearner.task import load_task
+    from afterlearner.task import Task
 
     with Store.open(args.store, readonly=True) as store:
         settings = store.settings()
@@ -49,14 +49,38 @@ def handle(args: argparse.Namespace) -> int:
             raise StoreError(f"{args.store} holds no run yet: nothing to export")
         run_index, evaluation = best_of_store(store, args.run)
         metadata = store_metadata(store, run_index, evaluation, args.delta)
-    task = load_task(args.task)
-    difference = first_space_difference(task.aleph.signature(), settings["space"])
+    task, aleph = load_exportable(args.task)
+    difference = first_space_difference(aleph.signature(), settings["space"])
     if difference is not None:
         raise StoreError(f"{args.store} was made with another ℵ-space than {args.task}: {difference}")
+    if args.verify and not isinstance(task, Task):
+        raise ConfigError(
+            "--verify re-evaluates an ℵ-loss; a feedback session's losses are a person's answers"
+        )
     verified = verify(task, evaluation.vector, evaluation.loss) if args.verify else None  # type: ignore[arg-type]
-    path = save_patch(task.aleph, evaluation.vector, args.out, **metadata)
+    path = save_patch(aleph, evaluation.vector, args.out, **metadata)
     print(describe(read_patch(path), evaluation.loss, verified))  # type: ignore[arg-type]
     return 0
+
+
+def load_exportable(spec: str) -> tuple[Any, Any]:
+    """The task a store was made with and its ℵ-space: an offline ``Task``, or a feedback task whose
+    space is an ``Aleph`` (a plain parameter has no model tensors to write)."""
+    from afterlearner.errors import TaskError
+    from afterlearner.online.task import FeedbackTask
+    from afterlearner.space import Aleph
+    from afterlearner.task import Task, build_from_spec
+
+    task = build_from_spec(spec, object)
+    if isinstance(task, Task):
+        return task, task.aleph
+    if isinstance(task, FeedbackTask) and isinstance(task.space, Aleph):
+        return task, task.space
+    if isinstance(task, FeedbackTask):
+        raise TaskError(
+            f"{spec} searches a plain parameter, not a model's ℵ-space: there is no patch to write"
+        )
+    raise TaskError(f"{spec} returned {type(task).__name__}, not an afterlearner.Task or a FeedbackTask")
 
 
 def first_space_difference(task_space: list[dict[str, Any]], store_space: list[dict[str, Any]]) -> str | None:

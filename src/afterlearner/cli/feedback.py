@@ -42,8 +42,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def handle_serve(args: argparse.Namespace) -> int:
     from afterlearner.online.task import load_feedback_task
+    from afterlearner.space import Aleph
 
-    return _run(load_feedback_task(args.task), args, open_browser=False)
+    task = load_feedback_task(args.task)
+    return _run(task, args, open_browser=False, spec=args.task if isinstance(task.space, Aleph) else None)
 
 
 def handle_demo(args: argparse.Namespace) -> int:
@@ -52,7 +54,7 @@ def handle_demo(args: argparse.Namespace) -> int:
     return _run(digit_task(), args, open_browser=not args.no_browser)
 
 
-def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: ANN001
+def _run(task, args: argparse.Namespace, open_browser: bool, spec: str | None = None) -> int:  # noqa: ANN001
     from afterlearner.online.server import address, bind, create_app, is_loopback, new_token, serve
 
     names = ("k", "budget", "optimizer")
@@ -60,7 +62,7 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
     session = task.session(store=args.store, seed=args.seed, **overrides)
     try:
         token = new_token()
-        app = create_app(session, task, token, keep=keep_lines(args.store))
+        app = create_app(session, task, token, keep=keep_lines(args.store, spec))
         try:
             sock = bind(args.host, args.port)
         except OSError as error:
@@ -88,7 +90,7 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
             serve(app, sock)
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM re-raised by uvicorn after its shutdown
             pass
-        print(summary(session, args.store), flush=True)
+        print(summary(session, args.store, spec), flush=True)
     finally:
         session.close()
     return 0
@@ -98,8 +100,11 @@ def _run(task, args: argparse.Namespace, open_browser: bool) -> int:  # noqa: AN
 SHOWN_VALUES = 12
 
 
-def keep_lines(store: str) -> list[dict[str, str]]:
-    """Where the answers are and how to get the result out, as the finished page says it."""
+def keep_lines(store: str, task_spec: str | None = None) -> list[dict[str, str]]:
+    """Where the answers are and how to get the result out, as the finished page says it.
+
+    ``task_spec``: the task file, when its space is a model's ℵ-space (then the best can be exported).
+    """
     quoted = shlex.quote(store)
     lines = [
         {"say": f"Your answers are saved in {store}. Run the same command again to go on or change them."},
@@ -109,10 +114,13 @@ def keep_lines(store: str) -> list[dict[str, str]]:
         },
     ]
     lines.append({"say": "To list its values by name:", "command": f"afterlearner show {quoted} --values"})
+    if task_spec is not None:
+        command = f"afterlearner export {quoted} --task {shlex.quote(task_spec)} --out best.safetensors"
+        lines.append({"say": "To write the model's retrofit as a file anyone can load:", "command": command})
     return lines
 
 
-def summary(session, store: str) -> str:  # noqa: ANN001
+def summary(session, store: str, task_spec: str | None = None) -> str:  # noqa: ANN001
     """What the server prints when it stops: answers given, the best candidate, how to get it out."""
     from afterlearner.dashboard.data import space_labels
 
@@ -134,7 +142,7 @@ def summary(session, store: str) -> str:  # noqa: ANN001
             f"best candidate: {where}",
             f"    {', '.join(values[:SHOWN_VALUES])}{more}",
             f"answers saved in {store}; run the same command again to continue",
-            *(f"{line['say']} {line['command']}" for line in keep_lines(store)[1:]),
+            *(f"{line['say']} {line['command']}" for line in keep_lines(store, task_spec)[1:]),
         ]
     )
 
