@@ -44,9 +44,9 @@ def test_a_loop_that_swallows_the_timer_is_killed_and_the_caller_goes_on():
     )
     started = time.perf_counter()
     outcomes = run(GOOD, stubborn, GOOD, call_timeout=0.2, cpu_seconds=2)
-    assert outcomes[0].ok and not outcomes[1].ok and not outcomes[2].ok
-    assert "status" in outcomes[1].error or "wall-clock" in outcomes[1].error
-    assert time.perf_counter() - started < 30
+    assert outcomes[0].ok and not outcomes[1].ok and outcomes[2].ok  # only the stubborn program fails
+    assert outcomes[1].error == "timeout: killed at the wall-clock limit"
+    assert time.perf_counter() - started < 10
     assert run(GOOD)[0].ok  # the next sandbox works
 
 
@@ -59,18 +59,19 @@ def _processes() -> int:
     [
         "import os\nwhile True:\n    os.fork()\n",
         "import subprocess\nwhile True:\n    subprocess.Popen(['sleep', '100'])\n",
-        "import os\nos.system('sleep 100 &')\n",
+        "import os\nassert os.system('sleep 100 &') == 0\n",
     ],
 )
 def test_a_fork_bomb_cannot_start_any_process(bomb):
     before = _processes()
     outcomes = run(bomb + GOOD, GOOD)
-    assert not outcomes[0].ok and "PermissionError" in outcomes[0].error
+    assert not outcomes[0].ok and outcomes[0].error.startswith(("BlockingIOError", "AssertionError"))
     assert outcomes[1].ok
     assert _processes() <= before + 2  # nothing left running (slack for unrelated processes)
 
 
-def test_process_limits_are_in_place_below_the_audit_hook():
+def test_kernel_limits_user_and_environment(monkeypatch):
+    monkeypatch.setenv("AFTERLEARNER_SECRET", "token")
     probe = (
         "import resource, os\ndef f(a):\n    return [resource.getrlimit(resource.RLIMIT_NPROC), "
         "resource.getrlimit(resource.RLIMIT_FSIZE), os.getuid(), sorted(os.environ)]\n"
@@ -79,12 +80,9 @@ def test_process_limits_are_in_place_below_the_audit_hook():
     assert nproc == (0, 0) and fsize == (0, 0)
     if os.geteuid() == 0:
         assert uid == NOBODY  # RLIMIT_NPROC does not bind root: the child runs as nobody
-    assert "AFTERLEARNER_SECRET" not in environment and set(environment) <= {
-        "PATH",
-        "LANG",
-        "HOME",
-        "LC_CTYPE",
-    }
+    else:
+        assert uid == os.geteuid()
+    assert "AFTERLEARNER_SECRET" not in environment and set(environment) <= {"LANG", "PWD"}
 
 
 def test_a_huge_allocation_fails_alone():
@@ -111,13 +109,12 @@ def test_files_cannot_be_written_removed_or_truncated(tmp_path):
     assert target.read_text() == "keep me" and not (tmp_path / "new.txt").exists()
 
 
-def test_reading_the_caller_files_is_limited_to_what_any_user_may_read(tmp_path):
+def test_the_caller_files_are_not_there(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("token")
-    secret.chmod(0o600)
+    secret.chmod(0o644)
     outcome = run(f"def f(a):\n    return open({str(secret)!r}).read()\n")[0]
-    if os.geteuid() == 0:
-        assert not outcome.ok and "Permission" in outcome.error
+    assert not outcome.ok and outcome.error.startswith("FileNotFoundError")
 
 
 def test_no_network(tmp_path):
