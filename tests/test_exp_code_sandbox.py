@@ -1,15 +1,24 @@
-"""The sandbox for generated code: loops, fork bombs, huge allocations, file writes and sockets fail alone."""
+"""The sandbox for generated code: loops, fork bombs, huge allocations, files and sockets fail alone;
+sandboxes are reused, replaced when broken, and a sandbox that cannot start is a clear error."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
-from afterlearner.experiments.code_translation.sandbox import NOBODY, run_functions
+from afterlearner.experiments.code_translation import sandbox
+from afterlearner.experiments.code_translation.sandbox import (
+    NOBODY,
+    Outcome,
+    SandboxUnavailable,
+    close_sandboxes,
+    run_functions,
+)
 
 GOOD = "def f(a):\n    return a * 2\n"
 
@@ -140,3 +149,57 @@ def test_no_network(tmp_path):
 def test_inputs_must_match_programs():
     with pytest.raises(ValueError, match="input lists"):
         run_functions([GOOD], [])
+
+
+def test_results_keep_the_order_of_the_programs_whatever_the_number_of_sandboxes():
+    programs = [f"def f(a):\n    return a + {k}\n" for k in range(12)]
+    expected = [[str(3 + k), str(4 + k)] for k in range(12)]
+    for workers in (1, 3):
+        assert [o.outputs for o in run(*programs, workers=workers)] == expected
+    assert run_functions([], []) == []
+
+
+def test_idle_sandboxes_are_reused_and_a_dead_one_is_replaced():
+    close_sandboxes()
+    assert run(GOOD)[0].ok
+    (idle,) = sandbox._POOL.idle
+    assert run(GOOD)[0].ok and sandbox._POOL.idle == [idle]  # the same sandbox ran the second batch
+    signal.pidfd_send_signal(idle._pidfd, signal.SIGKILL)  # its runner dies while idle
+    assert run(GOOD)[0] == Outcome(True, ["6", "8"], "")
+    assert sandbox._POOL.idle and sandbox._POOL.idle[0] is not idle
+
+
+def test_a_sandbox_that_breaks_during_a_program_is_replaced_and_the_program_run_again(monkeypatch):
+    close_sandboxes()
+    broken = []
+    original = sandbox._Sandbox.run
+
+    def break_the_first(self, job, timeout):
+        if not broken:  # the runner dies just as it gets its first program
+            broken.append(self)
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        return original(self, job, timeout)
+
+    monkeypatch.setattr(sandbox._Sandbox, "run", break_the_first)
+    assert run(GOOD) == [Outcome(True, ["6", "8"], "")]
+    assert broken and broken[0] not in sandbox._POOL.idle
+
+
+def test_without_bubblewrap_the_error_says_what_to_install(monkeypatch):
+    close_sandboxes()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_command.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+            run(GOOD)
+    finally:
+        sandbox.sandbox_command.cache_clear()
+
+
+def test_a_sandbox_that_cannot_start_is_an_error_not_failed_programs(monkeypatch):
+    close_sandboxes()
+    command = sandbox.sandbox_command(sandbox.interpreter())
+    failing = (command[0], "--no-such-option", *command[1:])
+    monkeypatch.setattr(sandbox, "sandbox_command", lambda python: failing)
+    with pytest.raises(SandboxUnavailable, match="no-such-option(.|\n)*user namespaces"):
+        run(GOOD)

@@ -8,6 +8,7 @@ must give exactly the results they give alone, and nothing may change on the hos
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from afterlearner.experiments.code_translation import sandbox
 from afterlearner.experiments.code_translation.sandbox import Outcome, run_functions
 
 INPUTS = [[3], [4]]
@@ -63,6 +65,7 @@ def between_honest(program: str, **limits) -> Outcome:
     assert outcomes[2] == Outcome(True, second_out, "")
     assert outcomes[4] == Outcome(True, third_out, "")
     assert outcomes[1].ok == outcomes[3].ok
+    assert "sandbox replaced" not in outcomes[1].error  # the program did not break its sandbox either
     return outcomes[1]
 
 
@@ -291,6 +294,29 @@ def f(a):
     assert outcome.outputs in (None, ["[0, 0, 0]"] * 2)
 
 
+def test_memory_outside_the_address_space_limit_cannot_be_taken():
+    program = attack(
+        """
+import ctypes, os
+def f(a):
+    libc = ctypes.CDLL(None, use_errno=True)
+    segment = libc.shmget(0, 1 << 30, 0o1600)  # System V shared memory: not counted in RLIMIT_AS
+    queue = libc.msgget(0, 0o1600)
+    fd = os.memfd_create("grow")
+    try:
+        os.ftruncate(fd, 1 << 30)  # a memory file: bounded by RLIMIT_FSIZE
+        grown = True
+    except OSError:
+        grown = False
+    return [segment, queue, grown]
+"""
+    )
+    outcome = between_honest(program)
+    if sandbox.seccomp_filter() is None:
+        pytest.skip(f"no seccomp filter for {platform.machine()}: System V IPC stays available")
+    assert outcome.outputs == ["[-1, -1, False]"] * 2
+
+
 @pytest.mark.parametrize("wait", ["while True:\n        pass", "import time\n    time.sleep(3600)"])
 def test_a_program_ignoring_signals_fails_alone_and_quickly(wait):
     program = attack(f"def f(a):\n    {wait}\n")
@@ -331,6 +357,14 @@ ASSAULTS = {
         "import os, signal\ndef f(a):\n    os.kill(os.getppid(), signal.SIGSTOP)\n    return a\n"
     ),
     "interrupt pid 1": "import os, signal\ndef f(a):\n    os.kill(1, signal.SIGINT)\n    return a\n",
+    "take its parent's descriptors or memory": (
+        "import ctypes, os\ndef f(a):\n    libc = ctypes.CDLL(None)\n    pidfd = libc.syscall(434, 1, 0)\n"
+        "    stolen = [libc.syscall(438, pidfd, fd, 0) for fd in range(8)]\n"
+        "    buffer = ctypes.create_string_buffer(64)\n"
+        "    local = (ctypes.c_void_p * 2)(ctypes.addressof(buffer), 64)\n"
+        "    remote = (ctypes.c_void_p * 2)(0x400000, 64)\n"
+        "    return [max(stolen), libc.syscall(310, 1, local, 1, remote, 1, 0)]\n"
+    ),
     "ptrace its parent": (
         "import ctypes, os\ndef f(a):\n    libc = ctypes.CDLL(None)\n"
         "    return [libc.ptrace(16, os.getppid(), 0, 0), libc.ptrace(16, 1, 0, 0)]\n"
@@ -345,8 +379,8 @@ ASSAULTS = {
 @pytest.mark.parametrize("name", sorted(ASSAULTS))
 def test_an_assault_on_the_harness_changes_no_other_result(name):
     if name == "kill every process it may" and os.geteuid() != 0:
-        pytest.skip("as an ordinary user the old sandbox would let this kill the test run itself")
+        pytest.skip("as an ordinary user, a sandbox letting this through would kill all the user's processes")
     outcome = between_honest(attack(ASSAULTS[name]), call_timeout=0.2, cpu_seconds=5)
-    if name == "ptrace its parent":
+    if name in ("ptrace its parent", "take its parent's descriptors or memory"):
         assert outcome.outputs == ["[-1, -1]"] * 2
     assert run([HONEST[0][0]])[0].ok  # and the next batch runs

@@ -9,8 +9,10 @@ guard inside the Python process is relied on.
   namespaces, with no capabilities, ``no_new_privs`` and no further user namespaces. Its filesystem
   is an empty read-only root holding only the Python runtime (the interpreter, its standard library
   and the system's shared libraries, all read-only) and ``/dev/null``: no ``/etc``, ``/tmp``,
-  ``/proc`` or home, nothing writable. Its network namespace has only a loopback that is down. As
-  root, the sandbox is entered as user ``nobody`` (``RLIMIT_NPROC`` does not bind root).
+  ``/proc`` or home, nothing writable. Its network namespace has only a loopback that is down. A
+  seccomp filter refuses System V IPC (memory outside ``RLIMIT_AS``), kernel keyrings and tracing.
+  As root, the sandbox is entered as user ``nobody`` (``RLIMIT_NPROC`` does not bind root), with
+  an interpreter that user can run (the system's ``python3`` if the caller's is private).
 * **A process per program.** The runner (PID 1 of the sandbox) forks a child for each program. The
   child keeps no descriptor but ``/dev/null`` and its own result pipe, lowers its kernel limits
   (``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_NPROC`` = 0 so no process or thread can start,
@@ -295,6 +297,66 @@ def sandbox_command(python: str) -> tuple[str, ...]:
     return tuple(command)
 
 
+#: Per architecture: its audit number, and the system calls the sandbox refuses (with EPERM). System V
+#: shared memory, message queues and semaphores (their memory is outside RLIMIT_AS and would outlive
+#: the program), kernel keyrings (shared by all processes of a user), and tracing or reading another
+#: process's memory (the runner is not dumpable anyway).
+SECCOMP_DENIED = {
+    "x86_64": (
+        0xC000003E,
+        {
+            "shmget": 29,
+            "msgget": 68,
+            "semget": 64,
+            "add_key": 248,
+            "request_key": 249,
+            "keyctl": 250,
+            "ptrace": 101,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "shmget": 194,
+            "msgget": 186,
+            "semget": 190,
+            "add_key": 217,
+            "request_key": 218,
+            "keyctl": 219,
+            "ptrace": 117,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+        },
+    ),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_filter() -> bytes | None:
+    """The classic-BPF seccomp program bwrap loads (see SECCOMP_DENIED), or None on other machines.
+
+    A system call of another architecture (32-bit or x32 calls on x86_64) is refused as well.
+    """
+    import platform
+    import struct
+
+    machine = platform.machine()
+    if machine not in SECCOMP_DENIED:
+        return None
+    arch, denied = SECCOMP_DENIED[machine]
+    load, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, JGE|K, BPF_RET|K
+    allow, refuse = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    numbers = sorted(denied.values())
+    count = len(numbers)
+    program = [(load, 0, 0, 4), (jump_eq, 1, 0, arch), (ret, 0, 0, refuse), (load, 0, 0, 0)]
+    program.append((jump_ge, count + 1, 0, 0x40000000))  # x32 system calls, to the refusal
+    program += [(jump_eq, count - index, 0, number) for index, number in enumerate(numbers)]
+    program += [(ret, 0, 0, allow), (ret, 0, 0, refuse)]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
 def _read_json(fd: int, timeout: float) -> object | None:
     """The JSON document written on ``fd`` (read until it parses, or None at end or after ``timeout`` s)."""
     deadline, data = time.monotonic() + timeout, b""
@@ -322,7 +384,16 @@ class _Sandbox:
         info_read, info_write = os.pipe()
         command = list(sandbox_command(interpreter()))
         command[1:1] = ["--info-fd", str(info_write)]  # bwrap tells the host PID of the runner there
+        passed = [info_write]
+        rules = seccomp_filter()
+        if rules is not None:  # bwrap reads the filter from a pipe and loads it for the whole sandbox
+            rules_read, rules_write = os.pipe()
+            os.write(rules_write, rules)
+            os.close(rules_write)
+            command[1:1] = ["--seccomp", str(rules_read)]
+            passed.append(rules_read)
         self._stderr = tempfile.TemporaryFile()
+        self._errors = ""
         self._buffer = b""
         self._pidfd: int | None = None
         try:
@@ -334,23 +405,36 @@ class _Sandbox:
                 env={"PATH": "/usr/bin:/bin"},
                 cwd="/",
                 start_new_session=True,
-                pass_fds=(info_write,),
+                pass_fds=tuple(passed),
                 # As root, enter the sandbox as nobody: RLIMIT_NPROC does not bind root.
                 user=NOBODY if as_root else None,
                 group=NOBODY if as_root else None,
                 extra_groups=[] if as_root else None,
             )
+        except OSError as error:
+            os.close(info_read)
+            self._stderr.close()
+            raise SandboxUnavailable(f"the code sandbox did not start: {error}") from error
         finally:
-            os.close(info_write)
+            for fd in passed:
+                os.close(fd)
         with os.fdopen(info_read, "rb") as info:
             facts = _read_json(info.fileno(), READY_TIMEOUT)
         try:
-            self._pidfd = os.pidfd_open(facts["child-pid"])
-        except (KeyError, TypeError, OSError):
+            pid = facts["child-pid"]
+            pidfd = os.pidfd_open(pid)
+            # Only if that PID is still bwrap's child, the runner, is the handle the runner's.
+            with open(f"/proc/{pid}/stat") as stat_file:
+                parent = int(stat_file.read().rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and not select.select([pidfd], [], [], 0)[0]:
+                self._pidfd = pidfd
+            else:
+                os.close(pidfd)
+        except (KeyError, TypeError, ValueError, IndexError, OSError):
             pass
         ready = self._answer(READY_TIMEOUT)
         if self._pidfd is None or not isinstance(ready, dict) or ready.get("ready") is not True:
-            self.close()
+            self.close(grace=1.0)  # bwrap has exited or will: let it finish writing why
             raise SandboxUnavailable(
                 f"the code sandbox did not start: {self.errors() or 'no answer'}\n"
                 "It needs bubblewrap and user namespaces for unprivileged users (sysctl "
@@ -403,27 +487,37 @@ class _Sandbox:
 
     def errors(self) -> str:
         """What bwrap or the runner wrote on stderr (why a sandbox did not start)."""
-        if self._stderr.closed:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read(4096).decode(errors="replace").strip()
+        return self._errors
 
-    def close(self) -> None:
-        """Kill the sandbox: its PID 1, and with it every process of its PID namespace, then bwrap."""
+    def close(self, grace: float = 0.0) -> None:
+        """End the sandbox: let an idle one exit within ``grace`` seconds, then kill what is left.
+
+        Killing its PID 1 kills every process of its PID namespace; bwrap then ends too.
+        """
+        if grace > 0:
+            try:
+                self.process.stdin.close()  # the runner reads end-of-file and exits
+                self.process.wait(grace)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         if self._pidfd is not None:
             try:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
             except OSError:
                 pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.process.returncode is None:  # not reaped yet, so its group cannot be another's
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.process.wait()
         self.forget()
 
     def forget(self) -> None:
         """Close this process's handles on the sandbox (in a forked child: the sandbox is the parent's)."""
+        if not self._stderr.closed:
+            self._stderr.seek(0)
+            self._errors = self._stderr.read(4096).decode(errors="replace").strip()
         for stream in (self.process.stdin, self.process.stdout, self._stderr):
             try:
                 stream.close()
@@ -455,14 +549,14 @@ class _Pool:
             if len(self.idle) < len(os.sched_getaffinity(0)):
                 self.idle.append(sandbox)
                 return
-        sandbox.close()
+        sandbox.close(grace=1.0)
 
     def close(self) -> None:
         """Kill every idle sandbox (at exit; a later call starts new ones)."""
         with self.lock:
             idle, self.idle = self.idle, []
         for sandbox in idle:
-            sandbox.close()
+            sandbox.close(grace=1.0)
 
     def forget(self) -> None:
         """In a forked child: drop the parent's sandboxes without touching them."""
