@@ -147,6 +147,23 @@ def test_world_readable_files_cannot_be_read(shared_tmp):
         assert not outcome.ok and outcome.error.startswith(("FileNotFoundError", "PermissionError")), path
 
 
+def test_the_filesystem_holds_only_the_python_runtime():
+    program = """
+import os
+def f(a):
+    system = ("/etc", "/tmp", "/home", "/var", "/proc", "/sys", "/run", "/usr/share", "/usr/local/bin")
+    return [sorted(os.listdir("/")), os.listdir("/dev"), [p for p in system if os.path.lexists(p)]]
+"""
+    outcome = between_honest(program)
+    top, devices, present = eval(outcome.outputs[0])  # noqa: S307 - lists printed by repr
+    runtime = {
+        Path(sandbox.interpreter()).parts[1],
+        *(Path(p).parts[1] for p in sandbox._runtime_paths(sandbox.interpreter())),
+    }
+    assert set(top) <= {"dev", "lib", "lib32", "lib64", "libx32", "usr"} | runtime
+    assert devices == ["null"] and present == []
+
+
 def test_nothing_can_be_written_anywhere(shared_tmp):
     name = f"afterlearner-write-{uuid.uuid4().hex}"
     targets = [

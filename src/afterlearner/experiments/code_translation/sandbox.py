@@ -250,20 +250,39 @@ def interpreter() -> str:
     raise SandboxUnavailable("no Python interpreter usable by user nobody; install python3 in /usr/bin")
 
 
+# Run by the sandbox's interpreter, outside the sandbox: where its runtime lies. It loads every
+# extension module of the standard library, then lists the shared libraries mapped into it.
+RUNTIME_PROBE = r"""
+import glob, importlib, os, sys, sysconfig
+for path in sorted(glob.glob(os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload", "*.so"))):
+    try:
+        importlib.import_module(os.path.basename(path).split(".")[0])
+    except Exception:
+        pass
+libraries = set()
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        fields = line.split(None, 5)
+        path = fields[5].strip() if len(fields) == 6 else ""
+        if ".so" in os.path.basename(path) and os.path.isfile(path):
+            libraries.add(os.path.dirname(path))
+print(sys.base_prefix, sys.base_exec_prefix, sysconfig.get_path("stdlib"), sep="\n")
+print(sysconfig.get_path("platstdlib"), *sorted(libraries), sep="\n")
+"""
+
+
 @functools.lru_cache(maxsize=4)
 def _runtime_paths(python: str) -> tuple[str, ...]:
-    """The directories that make up ``python``'s runtime: its prefixes (or, for /usr, its library)."""
-    probe = "import sys, sysconfig; print(sys.base_prefix); print(sys.base_exec_prefix)"
-    probe += "; print(sysconfig.get_path('stdlib')); print(sysconfig.get_path('platstdlib'))"
-    answer = subprocess.run([python, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30)
+    """What the sandbox shows of ``python``: its installation (for the system's /usr, only its standard
+    library) and the directories of the shared libraries it and its extension modules load."""
+    answer = subprocess.run(
+        [python, "-I", "-S", "-c", RUNTIME_PROBE], capture_output=True, text=True, timeout=60
+    )
     if answer.returncode != 0:
         raise SandboxUnavailable(f"{python} does not run: {answer.stderr.strip()}")
-    prefix, exec_prefix, *stdlib = answer.stdout.split()
-    paths = []
-    for path in (prefix, exec_prefix):
-        # A private installation is bound whole; the system's /usr only through its libraries.
-        paths += stdlib if os.path.realpath(path) in ("/usr", "/") else [path]
-    return tuple(dict.fromkeys(os.path.realpath(p) for p in paths))
+    prefix, exec_prefix, *directories = answer.stdout.splitlines()
+    installations = [p for p in (prefix, exec_prefix) if os.path.realpath(p) not in ("/usr", "/")]
+    return tuple(dict.fromkeys(os.path.realpath(p) for p in installations + directories))
 
 
 def _inside(path: str, directories: list[str]) -> bool:
@@ -287,11 +306,15 @@ def sandbox_command(python: str) -> tuple[str, ...]:
         )
     command = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--new-session", "--as-pid-1"]
     command += ["--clearenv", "--setenv", "LANG", "C.UTF-8"]
-    bound = ["/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"]
-    bound += [path for path in (*_runtime_paths(python), python) if not _inside(path, bound)]
-    for path in bound:
-        if os.path.lexists(path):
-            command += _bind(path)
+    # The dynamic loader's directories (whole: they hold little else, or are symlinks into /usr),
+    # then the runtime's own directories and the interpreter.
+    bound = [p for p in ("/lib", "/lib32", "/lib64", "/libx32") if os.path.islink(p)]
+    bound += [p for p in ("/lib64", "/usr/lib64") if os.path.isdir(p) and not os.path.islink(p)]
+    for path in (*_runtime_paths(python), python):
+        if not _inside(os.path.realpath(path), [p for p in bound if not os.path.islink(p)]):
+            bound.append(path)
+    for path in dict.fromkeys(bound):
+        command += _bind(path)
     command += ["--dev-bind", "/dev/null", "/dev/null", "--remount-ro", "/", "--chdir", "/"]
     command += [python, "-I", "-S", "-B", "-c", RUNNER]
     return tuple(command)
