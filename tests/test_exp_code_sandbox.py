@@ -203,3 +203,17 @@ def test_a_sandbox_that_cannot_start_is_an_error_not_failed_programs(monkeypatch
     monkeypatch.setattr(sandbox, "sandbox_command", lambda python: failing)
     with pytest.raises(SandboxUnavailable, match="no-such-option(.|\n)*user namespaces"):
         run(GOOD)
+
+
+def test_a_bubblewrap_too_old_for_the_sandbox_is_a_clear_error(monkeypatch, tmp_path):
+    close_sandboxes()
+    old = tmp_path / "bwrap"
+    old.write_text("#!/bin/sh\necho 'bubblewrap 0.6.1'\n")
+    old.chmod(0o755)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: str(old))
+    sandbox.sandbox_command.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="bubblewrap 0.8 or later, found 'bubblewrap 0.6.1'"):
+            run(GOOD)
+    finally:
+        sandbox.sandbox_command.cache_clear()

@@ -304,6 +304,12 @@ def sandbox_command(python: str) -> tuple[str, ...]:
         raise SandboxUnavailable(
             "the code sandbox needs bubblewrap: install the 'bubblewrap' package (apt-get install bubblewrap)"
         )
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+    numbers = tuple(int(part) for part in (version[-1] if version else "0").split(".")[:2] if part.isdigit())
+    if numbers < (0, 8):  # --disable-userns came with 0.8.0
+        raise SandboxUnavailable(
+            f"the code sandbox needs bubblewrap 0.8 or later, found {' '.join(version)!r}"
+        )
     command = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--new-session", "--as-pid-1"]
     command += ["--clearenv", "--setenv", "LANG", "C.UTF-8"]
     # The dynamic loader's directories (whole: they hold little else, or are symlinks into /usr),
