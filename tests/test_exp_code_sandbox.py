@@ -217,3 +217,13 @@ def test_a_bubblewrap_too_old_for_the_sandbox_is_a_clear_error(monkeypatch, tmp_
             run(GOOD)
     finally:
         sandbox.sandbox_command.cache_clear()
+
+
+def test_honest_programs_meet_the_same_limits_as_before():
+    """The recursion limit and the read-only stdout of the earlier single-process harness, exactly."""
+    recursive = "def f(a):\n    return 0 if a == 0 else 1 + f(a - 1)\n"
+    deep, too_deep, printing = run_functions(
+        [recursive, recursive, "def f(a):\n    print(a)\n    return a\n"], [[[398]], [[399]], [[1]]]
+    )
+    assert deep == Outcome(True, ["398"], "")
+    assert too_deep.error.startswith("RecursionError") and printing.error.startswith("UnsupportedOperation")
