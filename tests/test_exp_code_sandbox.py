@@ -1,15 +1,24 @@
-"""The sandbox for generated code: loops, fork bombs, huge allocations, file writes and sockets fail alone."""
+"""The sandbox for generated code: loops, fork bombs, huge allocations, files and sockets fail alone;
+sandboxes are reused, replaced when broken, and a sandbox that cannot start is a clear error."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
-from afterlearner.experiments.code_translation.sandbox import NOBODY, run_functions
+from afterlearner.experiments.code_translation import sandbox
+from afterlearner.experiments.code_translation.sandbox import (
+    NOBODY,
+    Outcome,
+    SandboxUnavailable,
+    close_sandboxes,
+    run_functions,
+)
 
 GOOD = "def f(a):\n    return a * 2\n"
 
@@ -44,9 +53,9 @@ def test_a_loop_that_swallows_the_timer_is_killed_and_the_caller_goes_on():
     )
     started = time.perf_counter()
     outcomes = run(GOOD, stubborn, GOOD, call_timeout=0.2, cpu_seconds=2)
-    assert outcomes[0].ok and not outcomes[1].ok and not outcomes[2].ok
-    assert "status" in outcomes[1].error or "wall-clock" in outcomes[1].error
-    assert time.perf_counter() - started < 30
+    assert outcomes[0].ok and not outcomes[1].ok and outcomes[2].ok  # only the stubborn program fails
+    assert outcomes[1].error == "timeout: killed at the wall-clock limit"
+    assert time.perf_counter() - started < 10
     assert run(GOOD)[0].ok  # the next sandbox works
 
 
@@ -59,18 +68,19 @@ def _processes() -> int:
     [
         "import os\nwhile True:\n    os.fork()\n",
         "import subprocess\nwhile True:\n    subprocess.Popen(['sleep', '100'])\n",
-        "import os\nos.system('sleep 100 &')\n",
+        "import os\nassert os.system('sleep 100 &') == 0\n",
     ],
 )
 def test_a_fork_bomb_cannot_start_any_process(bomb):
     before = _processes()
     outcomes = run(bomb + GOOD, GOOD)
-    assert not outcomes[0].ok and "PermissionError" in outcomes[0].error
+    assert not outcomes[0].ok and outcomes[0].error.startswith(("BlockingIOError", "AssertionError"))
     assert outcomes[1].ok
     assert _processes() <= before + 2  # nothing left running (slack for unrelated processes)
 
 
-def test_process_limits_are_in_place_below_the_audit_hook():
+def test_kernel_limits_user_and_environment(monkeypatch):
+    monkeypatch.setenv("AFTERLEARNER_SECRET", "token")
     probe = (
         "import resource, os\ndef f(a):\n    return [resource.getrlimit(resource.RLIMIT_NPROC), "
         "resource.getrlimit(resource.RLIMIT_FSIZE), os.getuid(), sorted(os.environ)]\n"
@@ -79,12 +89,9 @@ def test_process_limits_are_in_place_below_the_audit_hook():
     assert nproc == (0, 0) and fsize == (0, 0)
     if os.geteuid() == 0:
         assert uid == NOBODY  # RLIMIT_NPROC does not bind root: the child runs as nobody
-    assert "AFTERLEARNER_SECRET" not in environment and set(environment) <= {
-        "PATH",
-        "LANG",
-        "HOME",
-        "LC_CTYPE",
-    }
+    else:
+        assert uid == os.geteuid()
+    assert "AFTERLEARNER_SECRET" not in environment and set(environment) <= {"LANG", "PWD"}
 
 
 def test_a_huge_allocation_fails_alone():
@@ -111,13 +118,12 @@ def test_files_cannot_be_written_removed_or_truncated(tmp_path):
     assert target.read_text() == "keep me" and not (tmp_path / "new.txt").exists()
 
 
-def test_reading_the_caller_files_is_limited_to_what_any_user_may_read(tmp_path):
+def test_the_caller_files_are_not_there(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("token")
-    secret.chmod(0o600)
+    secret.chmod(0o644)
     outcome = run(f"def f(a):\n    return open({str(secret)!r}).read()\n")[0]
-    if os.geteuid() == 0:
-        assert not outcome.ok and "Permission" in outcome.error
+    assert not outcome.ok and outcome.error.startswith("FileNotFoundError")
 
 
 def test_no_network(tmp_path):
@@ -143,3 +149,81 @@ def test_no_network(tmp_path):
 def test_inputs_must_match_programs():
     with pytest.raises(ValueError, match="input lists"):
         run_functions([GOOD], [])
+
+
+def test_results_keep_the_order_of_the_programs_whatever_the_number_of_sandboxes():
+    programs = [f"def f(a):\n    return a + {k}\n" for k in range(12)]
+    expected = [[str(3 + k), str(4 + k)] for k in range(12)]
+    for workers in (1, 3):
+        assert [o.outputs for o in run(*programs, workers=workers)] == expected
+    assert run_functions([], []) == []
+
+
+def test_idle_sandboxes_are_reused_and_a_dead_one_is_replaced():
+    close_sandboxes()
+    assert run(GOOD)[0].ok
+    (idle,) = sandbox._POOL.idle
+    assert run(GOOD)[0].ok and sandbox._POOL.idle == [idle]  # the same sandbox ran the second batch
+    signal.pidfd_send_signal(idle._pidfd, signal.SIGKILL)  # its runner dies while idle
+    assert run(GOOD)[0] == Outcome(True, ["6", "8"], "")
+    assert sandbox._POOL.idle and sandbox._POOL.idle[0] is not idle
+
+
+def test_a_sandbox_that_breaks_during_a_program_is_replaced_and_the_program_run_again(monkeypatch):
+    close_sandboxes()
+    broken = []
+    original = sandbox._Sandbox.run
+
+    def break_the_first(self, job, timeout):
+        if not broken:  # the runner dies just as it gets its first program
+            broken.append(self)
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        return original(self, job, timeout)
+
+    monkeypatch.setattr(sandbox._Sandbox, "run", break_the_first)
+    assert run(GOOD) == [Outcome(True, ["6", "8"], "")]
+    assert broken and broken[0] not in sandbox._POOL.idle
+
+
+def test_without_bubblewrap_the_error_says_what_to_install(monkeypatch):
+    close_sandboxes()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_command.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+            run(GOOD)
+    finally:
+        sandbox.sandbox_command.cache_clear()
+
+
+def test_a_sandbox_that_cannot_start_is_an_error_not_failed_programs(monkeypatch):
+    close_sandboxes()
+    command = sandbox.sandbox_command(sandbox.interpreter())
+    failing = (command[0], "--no-such-option", *command[1:])
+    monkeypatch.setattr(sandbox, "sandbox_command", lambda python: failing)
+    with pytest.raises(SandboxUnavailable, match="no-such-option(.|\n)*user namespaces"):
+        run(GOOD)
+
+
+def test_a_bubblewrap_too_old_for_the_sandbox_is_a_clear_error(monkeypatch, tmp_path):
+    close_sandboxes()
+    old = tmp_path / "bwrap"
+    old.write_text("#!/bin/sh\necho 'bubblewrap 0.6.1'\n")
+    old.chmod(0o755)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: str(old))
+    sandbox.sandbox_command.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="bubblewrap 0.8 or later, found 'bubblewrap 0.6.1'"):
+            run(GOOD)
+    finally:
+        sandbox.sandbox_command.cache_clear()
+
+
+def test_honest_programs_meet_the_same_limits_as_before():
+    """The recursion limit and the read-only stdout of the earlier single-process harness, exactly."""
+    recursive = "def f(a):\n    return 0 if a == 0 else 1 + f(a - 1)\n"
+    deep, too_deep, printing = run_functions(
+        [recursive, recursive, "def f(a):\n    print(a)\n    return a\n"], [[[398]], [[399]], [[1]]]
+    )
+    assert deep == Outcome(True, ["398"], "")
+    assert too_deep.error.startswith("RecursionError") and printing.error.startswith("UnsupportedOperation")

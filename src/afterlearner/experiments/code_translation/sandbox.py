@@ -1,100 +1,125 @@
-"""Running untrusted generated code: a separate, limited, isolated process.
+"""Running untrusted generated code: one process per program, inside a bubblewrap sandbox.
 
-A translation model's output is code nobody has read. :func:`run_functions` runs such programs in
-a child Python process that cannot harm the caller:
+A translation model's output is code nobody has read. :func:`run_functions` runs such programs so
+that none can harm the caller, see anything of the machine, or change another program's result.
+The boundary is the kernel's, set up by bubblewrap (``bwrap``, Debian package ``bubblewrap``); no
+guard inside the Python process is relied on.
 
-* a fresh **process** (its own session, killed with its whole process group on a wall-clock limit),
-  a **CPU-time** limit, and a per-call timer inside it: an infinite loop costs a fraction of a second;
-* an **address-space** limit (``RLIMIT_AS``), so a huge allocation fails with ``MemoryError``;
-* **no new processes**: ``RLIMIT_NPROC`` = 0, and the audit hook refuses ``fork``/``exec``/``spawn``,
-  so a fork bomb stops at the first fork (when run as root, whom ``RLIMIT_NPROC`` does not bind,
-  the child drops to user ``nobody`` with ``setpriv`` first);
-* **no files**: it runs in an empty temporary directory with an isolated interpreter (``-I -S``:
-  no site packages, no environment, no current directory on the path) and a minimal environment;
-  ``RLIMIT_FSIZE`` = 0 and an audit hook refuse every write, rename or removal;
-* **no network**: a new network namespace (``unshare --net``) where the system allows it, and the
-  audit hook refuses sockets in any case.
-
-The audit hook is a second line of defence (Python audit hooks can be bypassed by native code,
-and ``ctypes`` is refused for that reason); the process limits and the unprivileged user are the
-first.
+* **A sandbox.** ``bwrap`` starts a *runner* in new user, mount, PID, network, IPC, UTS and cgroup
+  namespaces, with no capabilities, ``no_new_privs`` and no further user namespaces. Its filesystem
+  is an empty read-only root holding only the Python runtime (the interpreter, its standard library
+  and the system's shared libraries, all read-only) and ``/dev/null``: no ``/etc``, ``/tmp``,
+  ``/proc`` or home, nothing writable. Its network namespace has only a loopback that is down. A
+  seccomp filter refuses System V IPC (memory outside ``RLIMIT_AS``), kernel keyrings and tracing.
+  As root, the sandbox is entered as user ``nobody`` (``RLIMIT_NPROC`` does not bind root), with
+  an interpreter that user can run (the system's ``python3`` if the caller's is private).
+* **A process per program.** The runner (PID 1 of the sandbox) forks a child for each program. The
+  child keeps no descriptor but ``/dev/null`` and its own result pipe, lowers its kernel limits
+  (``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_NPROC`` = 0 so no process or thread can start,
+  ``RLIMIT_FSIZE`` = 0, ``RLIMIT_NOFILE``, ``RLIMIT_MSGQUEUE`` = 0), runs the program and writes its
+  outcome to the pipe. The runner judges it from outside: exactly one well-formed line and exit
+  status 0, before a wall-clock deadline at which the child is killed. A child cannot reach the
+  runner: a signal sent from inside a PID namespace to its PID 1 is dropped unless PID 1 handles it
+  (it handles none), and the runner is not dumpable, so it cannot be traced nor its memory read.
+* **One program at a time per sandbox**; a batch is spread over one sandbox per core. The caller
+  hands a sandbox one program at a time, reads its answer before a deadline, and kills and replaces
+  a sandbox that breaks (running that program once more). Idle sandboxes are kept for the next
+  batch; each one ends when the caller closes its stdin or dies, and is killed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import math
 import os
+import queue
+import select
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Limits of one sandboxed run (all programs of one call).
+#: Limits of one program.
 CALL_TIMEOUT = 0.25  # seconds per function call (the reference functions take microseconds)
 MEMORY_BYTES = 256 * 1024 * 1024
 CPU_SECONDS = 20
+#: Wall-clock allowance of a program beyond its calls (compiling and defining it).
+STARTUP_SECONDS = 1.0
+#: Extra time the caller waits for a sandbox's answer before it kills the sandbox.
+ANSWER_GRACE = 5.0
+#: Time a new sandbox has to say it is ready.
+READY_TIMEOUT = 30.0
+#: Most bytes of one answer; more ends the program (or the sandbox) as a failure.
+MAX_ANSWER = 1 << 20
 NOBODY = 65534
 
-# The trusted harness: sets the limits, installs the audit hook, then runs the untrusted programs.
-HARNESS = r"""
-import json, resource, signal, sys
-payload = json.loads(sys.stdin.read())
-limits = payload["limits"]
-for name, value in (("RLIMIT_AS", limits["memory"]), ("RLIMIT_CPU", limits["cpu"]), ("RLIMIT_FSIZE", 0),
-                    ("RLIMIT_NPROC", 0), ("RLIMIT_CORE", 0), ("RLIMIT_NOFILE", 8)):
-    resource.setrlimit(getattr(resource, name), (value, value))
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE then fails with an error
+# The trusted runner, PID 1 of a sandbox. It reads one job per line on stdin and answers one
+# outcome per line on stdout. Each program runs in a forked child, judged from outside.
+RUNNER = r"""
+import ctypes, gc, json, os, resource, select, signal, sys, time
 
-WRITE_FLAGS = 0
-import os as _os
-for _flag in ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"):
-    WRITE_FLAGS |= getattr(_os, _flag)
-REFUSED = ("os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "os.kill",
-           "os.killpg", "subprocess.Popen", "socket.", "os.remove", "os.rename", "os.rmdir", "os.mkdir",
-           "os.chmod", "os.chown", "os.truncate", "os.link", "os.symlink", "os.putenv", "os.unsetenv",
-           "shutil.", "ctypes.", "sys.addaudithook", "resource.setrlimit", "signal.", "os.setsid",
-           "os.chdir", "mmap.")
-REFUSED_MODULES = {"ctypes", "_ctypes", "socket", "_socket", "subprocess", "_posixsubprocess",
-                   "multiprocessing"}
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE = 0: no child may trace us or read our memory
+    sys.exit("sandbox runner: prctl(PR_SET_DUMPABLE) failed")
+if os.getpid() != 1:
+    sys.exit("sandbox runner: not PID 1 of its own PID namespace")
+for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(number, signal.SIG_DFL)  # PID 1 without a handler: unreachable from inside
+NULL = os.open("/dev/null", os.O_RDWR)
+READ_ONLY_NULL = open(os.devnull)  # what programs print to, as before: it fails
+CHANNEL_IN, CHANNEL_OUT = sys.stdin.buffer, sys.stdout.buffer
+LIMITS = (("RLIMIT_NPROC", 0), ("RLIMIT_FSIZE", 0), ("RLIMIT_CORE", 0), ("RLIMIT_NOFILE", 16),
+          ("RLIMIT_MSGQUEUE", 0), ("RLIMIT_MEMLOCK", 0))
 
-def hook(event, args):
-    if event.startswith(REFUSED):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "import" and args[0].split(".")[0] in REFUSED_MODULES:
-        raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
-    if event == "open":
-        mode, flags = args[1], args[2]
-        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
-        if writes or (isinstance(flags, int) and flags & WRITE_FLAGS):
-            raise PermissionError(f"sandbox: opening {args[0]!r} for writing is not allowed")
 
 class Timeout(BaseException):
     pass
 
+
 def alarm(signum, frame):
     raise Timeout()
 
-signal.signal(signal.SIGALRM, alarm)
-sys.addaudithook(hook)
-out = sys.stdout
-sys.stdout = sys.stderr = open(_os.devnull)  # the programs' own prints go nowhere (reads only)
-sys.setrecursionlimit(400)
-results = []
-for code, inputs in zip(payload["programs"], payload["inputs"]):
+
+def depth():
+    frame, count = sys._getframe(1), 0
+    while frame is not None:
+        frame, count = frame.f_back, count + 1
+    return count
+
+
+def child(job, write_end):
+    # Only /dev/null and the result pipe stay open: the runner's channels are gone.
+    for fd in (0, 1, 2):
+        os.dup2(NULL, fd)
+    os.dup2(write_end, 3)
+    os.closerange(4, 1 << 16)
+    limits = job["limits"]
+    resource.setrlimit(resource.RLIMIT_AS, (limits["memory"], limits["memory"]))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu"], limits["cpu"] + 1))
+    for name, value in LIMITS:
+        resource.setrlimit(getattr(resource, name), (value, value))
+    signal.signal(signal.SIGALRM, alarm)
+    # As in the earlier harness, so that honest programs behave exactly as before: a read-only
+    # stdout (a print fails), and a recursion limit of 400 frames counted from a module's level.
+    sys.stdout = sys.stderr = READ_ONLY_NULL
+    sys.setrecursionlimit(400 + depth() - 1)
     entry = {"ok": False, "outputs": None, "error": ""}
     try:
         namespace = {"__name__": "untrusted"}
         signal.setitimer(signal.ITIMER_REAL, limits["call"])
         try:
-            exec(compile(code, "<untrusted>", "exec"), namespace)
-            function = namespace[payload["function"]]
+            exec(compile(job["code"], "<untrusted>", "exec"), namespace)
+            function = namespace[job["function"]]
             outputs = []
-            for args in inputs:
+            for args in job["inputs"]:
                 signal.setitimer(signal.ITIMER_REAL, limits["call"])
                 outputs.append(repr(function(*args))[:200])
         finally:
@@ -103,10 +128,92 @@ for code, inputs in zip(payload["programs"], payload["inputs"]):
     except Timeout:
         entry["error"] = "timeout"
     except BaseException as error:
-        entry["error"] = f"{type(error).__name__}: {str(error)[:200]}"
-    results.append(entry)
-    out.write(json.dumps(entry) + "\n")
-    out.flush()
+        entry["error"] = f"{type(error).__name__}: {str(error)[:200]}"[:300]
+    data = (json.dumps(entry) + "\n").encode()
+    while data:
+        data = data[os.write(3, data):]
+
+
+def judge(data, status, job):
+    # The outcome is what the child wrote, if it wrote exactly one well-formed line and exited 0.
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        return {"ok": False, "outputs": None, "error": f"sandbox: program ended with status {code}"}
+    try:
+        if data.count(b"\n") != 1 or not data.endswith(b"\n"):
+            raise ValueError
+        entry = json.loads(data)
+        ok, outputs, error = entry.pop("ok"), entry.pop("outputs"), entry.pop("error")
+        if entry or not isinstance(ok, bool) or not isinstance(error, str) or len(error) > 300:
+            raise ValueError
+        if ok:
+            if not (isinstance(outputs, list) and len(outputs) == len(job["inputs"])
+                    and all(isinstance(o, str) and len(o) <= 200 for o in outputs)):
+                raise ValueError
+        elif outputs is not None:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {"ok": False, "outputs": None, "error": "sandbox: malformed result"}
+    return {"ok": ok, "outputs": outputs, "error": error}
+
+
+def run(job):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            child(job, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    pidfd = os.pidfd_open(pid)
+    deadline = time.monotonic() + job["limits"]["wall"]
+    data, reading, running, failure = b"", True, True, ""
+    while reading or running:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            failure = "timeout: killed at the wall-clock limit"
+            break
+        waiting = [fd for fd, on in ((read_end, reading), (pidfd, running)) if on]
+        ready = select.select(waiting, [], [], remaining)[0]
+        if read_end in ready:
+            chunk = os.read(read_end, 65536)
+            reading = bool(chunk)
+            data += chunk
+            if len(data) > 65536:
+                failure = "sandbox: result too long"
+                break
+        if pidfd in ready:
+            running = False
+    if failure:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(read_end)
+    os.close(pidfd)
+    if failure:
+        return {"ok": False, "outputs": None, "error": failure}
+    return judge(data, status, job)
+
+
+# Warm up on a harmless program of our own, then freeze the heap: a forked child then writes to
+# (and so copies) far fewer of the runner's pages, which makes each program much cheaper.
+WARM_UP = (
+    "def f(a, b):\n    x = max(a, b)\n    for i in range(a):\n        if i < b and not i == 2:\n"
+    "            x = x + abs(i - b)\n        else:\n            x = min(x, i) * 2\n"
+    "    return [x, a if a > b else -b]\n"
+)
+namespace = {"__name__": "untrusted"}
+exec(compile(WARM_UP, "<warm-up>", "exec"), namespace)
+json.loads(json.dumps({"ok": True, "outputs": [repr(namespace["f"](5, 3))], "error": ""}))
+del namespace
+gc.collect()
+gc.freeze()
+CHANNEL_OUT.write(json.dumps({"ready": True, "uid": os.getuid()}).encode() + b"\n")
+CHANNEL_OUT.flush()
+for line in iter(CHANNEL_IN.readline, b""):
+    CHANNEL_OUT.write(json.dumps(run(json.loads(line))).encode() + b"\n")
+    CHANNEL_OUT.flush()
 """
 
 
@@ -119,6 +226,10 @@ class Outcome:
     error: str
 
 
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot be started here (bubblewrap missing, user namespaces refused...)."""
+
+
 def _world_executable(path: str) -> bool:
     """True if every directory above ``path`` and the file itself can be used by any user."""
     real = Path(os.path.realpath(path))
@@ -129,37 +240,374 @@ def _world_executable(path: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def interpreter() -> str:
-    """A Python interpreter the sandbox user can run (this one, or the system's)."""
-    candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
+    """The Python interpreter the sandbox runs: the caller's, or as root one that ``nobody`` can run."""
+    own = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
     if os.geteuid() != 0:
-        return sys.executable
-    for candidate in candidates:
-        if candidate and _world_executable(candidate):
-            return candidate
-    raise RuntimeError("no Python interpreter usable by user nobody; install python3 in /usr/bin")
+        return own
+    for candidate in (own, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate) and _world_executable(candidate):
+            return os.path.realpath(candidate)
+    raise SandboxUnavailable("no Python interpreter usable by user nobody; install python3 in /usr/bin")
+
+
+# Run by the sandbox's interpreter, outside the sandbox: where its runtime lies. It loads every
+# extension module of the standard library, then lists the shared libraries mapped into it.
+RUNTIME_PROBE = r"""
+import glob, importlib, os, sys, sysconfig
+for path in sorted(glob.glob(os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload", "*.so"))):
+    try:
+        importlib.import_module(os.path.basename(path).split(".")[0])
+    except Exception:
+        pass
+libraries = set()
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        fields = line.split(None, 5)
+        path = fields[5].strip() if len(fields) == 6 else ""
+        if ".so" in os.path.basename(path) and os.path.isfile(path):
+            libraries.add(os.path.dirname(path))
+print(sys.base_prefix, sys.base_exec_prefix, sysconfig.get_path("stdlib"), sep="\n")
+print(sysconfig.get_path("platstdlib"), *sorted(libraries), sep="\n")
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _runtime_paths(python: str) -> tuple[str, ...]:
+    """What the sandbox shows of ``python``: its installation (for the system's /usr, only its standard
+    library) and the directories of the shared libraries it and its extension modules load."""
+    answer = subprocess.run(
+        [python, "-I", "-S", "-c", RUNTIME_PROBE], capture_output=True, text=True, timeout=60
+    )
+    if answer.returncode != 0:
+        raise SandboxUnavailable(f"{python} does not run: {answer.stderr.strip()}")
+    prefix, exec_prefix, *directories = answer.stdout.splitlines()
+    installations = [p for p in (prefix, exec_prefix) if os.path.realpath(p) not in ("/usr", "/")]
+    return tuple(dict.fromkeys(os.path.realpath(p) for p in installations + directories))
+
+
+def _inside(path: str, directories: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in directories)
+
+
+def _bind(path: str) -> list[str]:
+    """bwrap arguments that show host ``path`` read-only at the same place (a symlink as a symlink)."""
+    if os.path.islink(path):
+        return ["--symlink", os.readlink(path), path]
+    return ["--ro-bind", path, path]
+
+
+@functools.lru_cache(maxsize=4)
+def sandbox_command(python: str) -> tuple[str, ...]:
+    """The command that starts one sandbox running the runner with ``python``."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "the code sandbox needs bubblewrap: install the 'bubblewrap' package (apt-get install bubblewrap)"
+        )
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+    numbers = tuple(int(part) for part in (version[-1] if version else "0").split(".")[:2] if part.isdigit())
+    if numbers < (0, 8):  # --disable-userns came with 0.8.0
+        raise SandboxUnavailable(
+            f"the code sandbox needs bubblewrap 0.8 or later, found {' '.join(version)!r}"
+        )
+    command = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--new-session", "--as-pid-1"]
+    command += ["--clearenv", "--setenv", "LANG", "C.UTF-8"]
+    # The dynamic loader's directories (whole: they hold little else, or are symlinks into /usr),
+    # then the runtime's own directories and the interpreter.
+    bound = [p for p in ("/lib", "/lib32", "/lib64", "/libx32") if os.path.islink(p)]
+    bound += [p for p in ("/lib64", "/usr/lib64") if os.path.isdir(p) and not os.path.islink(p)]
+    for path in (*_runtime_paths(python), python):
+        if not _inside(os.path.realpath(path), [p for p in bound if not os.path.islink(p)]):
+            bound.append(path)
+    for path in dict.fromkeys(bound):
+        command += _bind(path)
+    command += ["--dev-bind", "/dev/null", "/dev/null", "--remount-ro", "/", "--chdir", "/"]
+    command += [python, "-I", "-S", "-B", "-c", RUNNER]
+    return tuple(command)
+
+
+#: Per architecture: its audit number, and the system calls the sandbox refuses (with EPERM). System V
+#: shared memory, message queues and semaphores (their memory is outside RLIMIT_AS and would outlive
+#: the program), kernel keyrings (shared by all processes of a user), and tracing or reading another
+#: process's memory (the runner is not dumpable anyway).
+SECCOMP_DENIED = {
+    "x86_64": (
+        0xC000003E,
+        {
+            "shmget": 29,
+            "msgget": 68,
+            "semget": 64,
+            "add_key": 248,
+            "request_key": 249,
+            "keyctl": 250,
+            "ptrace": 101,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "shmget": 194,
+            "msgget": 186,
+            "semget": 190,
+            "add_key": 217,
+            "request_key": 218,
+            "keyctl": 219,
+            "ptrace": 117,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+        },
+    ),
+}
 
 
 @functools.lru_cache(maxsize=1)
-def isolation() -> tuple[str, ...]:
-    """The command prefix that isolates the child: network namespace and, as root, user nobody."""
-    prefix: list[str] = []
-    for attempt in (["unshare", "--net"], ["unshare", "--user", "--net"]):
-        if shutil.which(attempt[0]) and _works(attempt):
-            prefix = attempt
+def seccomp_filter() -> bytes | None:
+    """The classic-BPF seccomp program bwrap loads (see SECCOMP_DENIED), or None on other machines.
+
+    A system call of another architecture (32-bit or x32 calls on x86_64) is refused as well.
+    """
+    import platform
+    import struct
+
+    machine = platform.machine()
+    if machine not in SECCOMP_DENIED:
+        return None
+    arch, denied = SECCOMP_DENIED[machine]
+    load, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, JGE|K, BPF_RET|K
+    allow, refuse = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    numbers = sorted(denied.values())
+    count = len(numbers)
+    program = [(load, 0, 0, 4), (jump_eq, 1, 0, arch), (ret, 0, 0, refuse), (load, 0, 0, 0)]
+    program.append((jump_ge, count + 1, 0, 0x40000000))  # x32 system calls, to the refusal
+    program += [(jump_eq, count - index, 0, number) for index, number in enumerate(numbers)]
+    program += [(ret, 0, 0, allow), (ret, 0, 0, refuse)]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
+def _read_json(fd: int, timeout: float) -> object | None:
+    """The JSON document written on ``fd`` (read until it parses, or None at end or after ``timeout`` s)."""
+    deadline, data = time.monotonic() + timeout, b""
+    while (remaining := deadline - time.monotonic()) > 0 and select.select([fd], [], [], remaining)[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:
             break
-    if os.geteuid() == 0:
-        setpriv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        if not (shutil.which("setpriv") and _works(setpriv)):
-            raise RuntimeError("running as root needs setpriv (util-linux) to drop to user nobody")
-        prefix += setpriv
-    return tuple(prefix)
+        data += chunk
+        try:
+            return json.loads(data)
+        except ValueError:
+            continue
+    return None
 
 
-def _works(prefix: list[str]) -> bool:
-    try:
-        return subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+class _Sandbox:
+    """One running sandbox: sends it a job at a time and reads its answer before a deadline.
+
+    Its lifetime is bound to the caller's by its stdin: when the caller closes it or dies, the
+    runner reads end-of-file and exits, and its PID namespace with it. :meth:`close` kills it at once.
+    """
+
+    def __init__(self) -> None:
+        as_root = os.geteuid() == 0
+        info_read, info_write = os.pipe()
+        command = list(sandbox_command(interpreter()))
+        command[1:1] = ["--info-fd", str(info_write)]  # bwrap tells the host PID of the runner there
+        passed = [info_write]
+        rules = seccomp_filter()
+        if rules is not None:  # bwrap reads the filter from a pipe and loads it for the whole sandbox
+            rules_read, rules_write = os.pipe()
+            os.write(rules_write, rules)
+            os.close(rules_write)
+            command[1:1] = ["--seccomp", str(rules_read)]
+            passed.append(rules_read)
+        self._stderr = tempfile.TemporaryFile()
+        self._errors = ""
+        self._buffer = b""
+        self._pidfd: int | None = None
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env={"PATH": "/usr/bin:/bin"},
+                cwd="/",
+                start_new_session=True,
+                pass_fds=tuple(passed),
+                # As root, enter the sandbox as nobody: RLIMIT_NPROC does not bind root.
+                user=NOBODY if as_root else None,
+                group=NOBODY if as_root else None,
+                extra_groups=[] if as_root else None,
+            )
+        except OSError as error:
+            os.close(info_read)
+            self._stderr.close()
+            raise SandboxUnavailable(f"the code sandbox did not start: {error}") from error
+        finally:
+            for fd in passed:
+                os.close(fd)
+        with os.fdopen(info_read, "rb") as info:
+            facts = _read_json(info.fileno(), READY_TIMEOUT)
+        try:
+            pid = facts["child-pid"]
+            pidfd = os.pidfd_open(pid)
+            # Only if that PID is still bwrap's child, the runner, is the handle the runner's.
+            with open(f"/proc/{pid}/stat") as stat_file:
+                parent = int(stat_file.read().rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and not select.select([pidfd], [], [], 0)[0]:
+                self._pidfd = pidfd
+            else:
+                os.close(pidfd)
+        except (KeyError, TypeError, ValueError, IndexError, OSError):
+            pass
+        ready = self._answer(READY_TIMEOUT)
+        if self._pidfd is None or not isinstance(ready, dict) or ready.get("ready") is not True:
+            self.close(grace=1.0)  # bwrap has exited or will: let it finish writing why
+            raise SandboxUnavailable(
+                f"the code sandbox did not start: {self.errors() or 'no answer'}\n"
+                "It needs bubblewrap and user namespaces for unprivileged users (sysctl "
+                "kernel.unprivileged_userns_clone=1 where that exists; on Ubuntu 24.04 and later, "
+                "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)."
+            )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None and not select.select([self._pidfd], [], [], 0)[0]
+
+    def run(self, job: dict, timeout: float) -> Outcome | None:
+        """The outcome of ``job``, or None if the sandbox broke or did not answer in ``timeout`` s."""
+        try:
+            self.process.stdin.write(json.dumps(job).encode() + b"\n")
+            self.process.stdin.flush()
+        except OSError:
+            return None
+        answer = self._answer(timeout)
+        try:
+            ok, outputs, error = answer["ok"], answer["outputs"], answer["error"]
+        except (TypeError, KeyError):
+            return None
+        valid = isinstance(ok, bool) and isinstance(error, str)
+        if ok:
+            valid &= isinstance(outputs, list) and len(outputs) == len(job["inputs"])
+            valid &= all(isinstance(output, str) for output in outputs or [])
+        else:
+            valid &= outputs is None
+        return Outcome(ok, outputs, error) if valid else None
+
+    def _answer(self, timeout: float) -> object | None:
+        """The next line the sandbox writes, parsed, or None (no line in ``timeout`` s, or garbage)."""
+        deadline = time.monotonic() + timeout
+        stdout = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(self._buffer) > MAX_ANSWER:
+                return None
+            if not select.select([stdout], [], [], remaining)[0]:
+                return None
+            chunk = os.read(stdout, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
+
+    def errors(self) -> str:
+        """What bwrap or the runner wrote on stderr (why a sandbox did not start)."""
+        return self._errors
+
+    def close(self, grace: float = 0.0) -> None:
+        """End the sandbox: let an idle one exit within ``grace`` seconds, then kill what is left.
+
+        Killing its PID 1 kills every process of its PID namespace; bwrap then ends too.
+        """
+        if grace > 0:
+            try:
+                self.process.stdin.close()  # the runner reads end-of-file and exits
+                self.process.wait(grace)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.process.returncode is None:  # not reaped yet, so its group cannot be another's
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.process.wait()
+        self.forget()
+
+    def forget(self) -> None:
+        """Close this process's handles on the sandbox (in a forked child: the sandbox is the parent's)."""
+        if not self._stderr.closed:
+            self._stderr.seek(0)
+            self._errors = self._stderr.read(4096).decode(errors="replace").strip()
+        for stream in (self.process.stdin, self.process.stdout, self._stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+class _Pool:
+    """Idle sandboxes kept between calls, so that a batch does not wait for sandboxes to start."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[_Sandbox] = []
+
+    def take(self) -> _Sandbox:
+        with self.lock:
+            while self.idle:
+                sandbox = self.idle.pop()
+                if sandbox.alive():
+                    return sandbox
+                sandbox.close()
+        return _Sandbox()
+
+    def give_back(self, sandbox: _Sandbox) -> None:
+        with self.lock:
+            if len(self.idle) < len(os.sched_getaffinity(0)):
+                self.idle.append(sandbox)
+                return
+        sandbox.close(grace=1.0)
+
+    def close(self) -> None:
+        """Kill every idle sandbox (at exit; a later call starts new ones)."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for sandbox in idle:
+            sandbox.close(grace=1.0)
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's sandboxes without touching them."""
+        self.lock = threading.Lock()
+        idle, self.idle = self.idle, []
+        for sandbox in idle:
+            sandbox.forget()
+
+
+_POOL = _Pool()
+atexit.register(_POOL.close)
+os.register_at_fork(after_in_child=_POOL.forget)
+
+
+def close_sandboxes() -> None:
+    """Stop the idle sandboxes now (they are stopped at exit anyway)."""
+    _POOL.close()
+
+
+def default_workers(programs: int) -> int:
+    """Sandboxes for a batch: one per available core, but no more than one per 8 programs."""
+    return max(1, min(len(os.sched_getaffinity(0)), math.ceil(programs / 8)))
 
 
 def run_functions(
@@ -169,60 +617,66 @@ def run_functions(
     call_timeout: float = CALL_TIMEOUT,
     memory: int = MEMORY_BYTES,
     cpu_seconds: int = CPU_SECONDS,
+    workers: int | None = None,
 ) -> list[Outcome]:
     """Run each untrusted program, then call its ``function`` on each of its inputs, in the sandbox.
 
-    Returns one :class:`Outcome` per program; a program that crashes, loops or misbehaves fails
-    alone, and if the whole child has to be killed, the programs not yet run fail too.
+    Returns one :class:`Outcome` per program. Each program runs in its own process with its own
+    limits (``call_timeout`` per call, ``memory`` bytes of address space, ``cpu_seconds`` of CPU
+    time); whatever it does, it fails alone. The programs are spread over ``workers`` sandboxes
+    running in parallel (by default one per core). Raises :class:`SandboxUnavailable` if no
+    sandbox can be started here.
     """
     if len(programs) != len(inputs):
         raise ValueError(f"{len(programs)} programs but {len(inputs)} input lists")
     if not programs:
         return []
-    payload = json.dumps(
-        {
-            "programs": programs,
-            "inputs": inputs,
-            "function": function,
-            "limits": {"call": call_timeout, "memory": memory, "cpu": cpu_seconds},
-        }
-    )
-    wall = cpu_seconds + 5 + call_timeout * sum(len(i) + 1 for i in inputs)
-    with tempfile.TemporaryDirectory(prefix="afterlearner-sandbox-") as directory:
-        if os.geteuid() == 0:
-            os.chown(directory, NOBODY, NOBODY)
-        command = [*isolation(), interpreter(), "-I", "-S", "-c", HARNESS]
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": directory}
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=directory,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(programs)):
+        pending.put(index)
+    outcomes: list[Outcome | None] = [None] * len(programs)
+    problems: list[BaseException] = []
+
+    def work() -> None:
+        sandbox = None
         try:
-            stdout, _ = process.communicate(payload.encode(), timeout=min(wall, 120))
-            reason = f"sandbox process ended with status {process.returncode}"
-        except subprocess.TimeoutExpired:
-            stdout, reason = b"", "sandbox killed: wall-clock limit"
+            while not problems:
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    break
+                wall = call_timeout * (len(inputs[index]) + 1) + STARTUP_SECONDS
+                job = {
+                    "code": programs[index],
+                    "inputs": inputs[index],
+                    "function": function,
+                    "limits": {"call": call_timeout, "memory": memory, "cpu": cpu_seconds, "wall": wall},
+                }
+                outcome = None
+                for _ in range(2):  # a sandbox that breaks is replaced, and the program run again once
+                    sandbox = sandbox or _POOL.take()
+                    outcome = sandbox.run(job, wall + ANSWER_GRACE)
+                    if outcome is not None:
+                        break
+                    sandbox.close()
+                    sandbox = None
+                outcomes[index] = outcome or Outcome(False, None, "sandbox: no answer, sandbox replaced")
+            if sandbox is not None:
+                _POOL.give_back(sandbox)
+                sandbox = None
+        except BaseException as problem:  # noqa: BLE001 - handed to the caller below
+            problems.append(problem)
         finally:
-            _kill_group(process)
-    outcomes = []
-    for line in stdout.decode(errors="replace").splitlines()[: len(programs)]:
-        try:
-            entry = json.loads(line)
-            outcomes.append(Outcome(bool(entry["ok"]), entry["outputs"], str(entry["error"])))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            break
-    return outcomes + [Outcome(False, None, reason)] * (len(programs) - len(outcomes))
+            if sandbox is not None:  # interrupted mid-program: its state is unknown
+                sandbox.close()
 
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
+    count = min(workers or default_workers(len(programs)), len(programs))
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(count - 1)]
+    for thread in threads:
+        thread.start()
+    work()
+    for thread in threads:
+        thread.join()
+    if problems:
+        raise problems[0]
+    return [outcome for outcome in outcomes if outcome is not None]

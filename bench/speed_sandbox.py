@@ -1,0 +1,122 @@
+"""Throughput of the code sandbox: programs per second, this version against an earlier one.
+
+Why: the sandbox runs every generated program of every evaluation of the code-translation
+experiment, so isolating each program must not make the experiment much slower. The batch is what
+the experiment runs: the grammar's programs (the ℵ-set has 100) on 6 unit inputs each, a few of
+them broken as a model's output can be. Both versions run the same batches, interleaved (the order
+alternates each repeat) so that load on a shared machine hits both alike; the medians are printed
+with the load average, and the outcomes of both versions must be equal.
+
+    PYTHONPATH=src python bench/speed_sandbox.py --baseline 613a10a --programs 100 16 --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+from afterlearner.experiments.code_translation import grammar, sandbox
+from afterlearner.experiments.code_translation.task import UNIT_INPUTS
+
+SANDBOX_PATH = "src/afterlearner/experiments/code_translation/sandbox.py"
+
+
+def baseline_module(revision: str) -> types.ModuleType:
+    """The sandbox module as it was at git ``revision``, loaded under another name."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "-C", str(root), "show", f"{revision}:{SANDBOX_PATH}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType(f"sandbox_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{revision}:{SANDBOX_PATH}", "exec"), module.__dict__)  # noqa: S102 - our own code
+    return module
+
+
+def batch(count: int, seed: int = 1) -> tuple[list[str], list[list[list[int]]]]:
+    """``count`` grammar programs with their unit inputs; every tenth is broken like a bad translation."""
+    programs = grammar.generate(count, seed=seed)
+    codes = [p.python for p in programs]
+    for index in range(0, count, 10):
+        codes[index] = codes[index].replace(":", "", 1) if index % 20 == 0 else codes[index].replace("a", "q")
+    return codes, [grammar.unit_inputs(p.arity, UNIT_INPUTS) for p in programs]
+
+
+def measure(run: Callable, codes: list[str], inputs: list) -> tuple[float, list]:
+    started = time.perf_counter()
+    outcomes = run(codes, inputs)
+    return len(codes) / (time.perf_counter() - started), outcomes
+
+
+def cpu_per_program(module: types.ModuleType, codes: list[str], inputs: list, repeats: int) -> float:
+    """CPU milliseconds per program, of this process and of every sandbox process (ended and reaped).
+
+    Less sensitive to other users' load than wall-clock rates: it counts the work, not the waiting.
+    """
+
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    close = getattr(module, "close_sandboxes", lambda: None)
+    close()
+    started = cpu()
+    for _ in range(repeats):
+        module.run_functions(codes, inputs)
+    close()  # reaps the sandboxes, so that their CPU time is counted
+    return (cpu() - started) / (repeats * len(codes)) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="613a10a", help="git revision of the earlier sandbox")
+    parser.add_argument("--programs", type=int, nargs="+", default=[100, 16], help="batch sizes")
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    modules = {f"before ({args.baseline})": baseline_module(args.baseline), "after (this tree)": sandbox}
+    versions = {name: module.run_functions for name, module in modules.items()}
+    cores = len(os.sched_getaffinity(0))
+    print(f"cores available: {cores}; interpreter in the sandbox: {sandbox.interpreter()}")
+    for count in args.programs:
+        codes, inputs = batch(count)
+        for run in versions.values():
+            run(codes, inputs)  # warm up: caches, page cache
+        rates: dict[str, list[float]] = {name: [] for name in versions}
+        results: dict[str, list] = {}
+        loads = [os.getloadavg()[0]]
+        for repeat in range(args.repeats):
+            order = list(versions) if repeat % 2 == 0 else list(reversed(versions))
+            for name in order:
+                rate, outcomes = measure(versions[name], codes, inputs)
+                rates[name].append(rate)
+                results[name] = [(o.ok, o.outputs) for o in outcomes]
+            loads.append(os.getloadavg()[0])
+        first, *others = results.values()
+        assert all(other == first for other in others), "the versions disagree on some program"
+        ok = sum(okay for okay, _ in first)
+        load = f"load average {min(loads):.2f}–{max(loads):.2f}"
+        print(f"\nbatch of {count} programs ({ok} run correctly), {args.repeats} interleaved repeats, {load}")
+        for name, values in rates.items():
+            quartiles = statistics.quantiles(values, n=4)
+            work = cpu_per_program(modules[name], codes, inputs, args.repeats)
+            print(
+                f"  {name:>24}: median {statistics.median(values):7.1f} programs/s"
+                f"  (quartiles {quartiles[0]:.1f}–{quartiles[2]:.1f}), CPU {work:.2f} ms per program"
+            )
+        before, after = (statistics.median(values) for values in rates.values())
+        print(f"  after / before: {after / before:.2f}")
+
+
+if __name__ == "__main__":
+    main()
