@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from types import TracebackType
 
 from rich.progress import (
@@ -13,6 +15,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+#: Seconds between two updates of a bar (rich redraws at 10 Hz anyway).
+REFRESH_S = 0.1
+
 
 class RunProgress:
     """``with RunProgress(total, label) as bar: bar.advance(best_loss)``; ``enabled=False`` prints nothing."""
@@ -23,6 +28,7 @@ class RunProgress:
         self.enabled = enabled
         self._progress: Progress | None = None
         self._task = None
+        self._last = -math.inf
 
     def __enter__(self) -> RunProgress:
         if self.enabled:
@@ -45,10 +51,19 @@ class RunProgress:
             self._progress.update(self._task, advance=steps, best=text)
 
     def update(self, completed: int, best: float | None) -> None:
-        """Show ``completed`` steps done and the best loss so far (replayed steps included)."""
-        if self._progress is not None and self._task is not None:
-            text = "-" if best is None else f"{best:.6g}"
-            self._progress.update(self._task, completed=completed, best=text)
+        """Show ``completed`` steps done and the best loss so far (replayed steps included).
+
+        At most every :data:`REFRESH_S` seconds (and always at the end): the bar is for people, and
+        updating it on every evaluation of a fast loss cost more than the evaluation.
+        """
+        if self._progress is None or self._task is None:
+            return
+        now = time.monotonic()
+        if now - self._last < REFRESH_S and completed < self.total:
+            return
+        self._last = now
+        text = "-" if best is None else f"{best:.6g}"
+        self._progress.update(self._task, completed=completed, best=text)
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
