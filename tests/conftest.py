@@ -1,4 +1,9 @@
-"""Shared fixtures: small models and losses that make the core's behaviour easy to check."""
+"""Shared fixtures: small models and losses that make the core's behaviour easy to check.
+
+Helper modules live in tests/support (on ``sys.path`` through pyproject's ``pythonpath``), task files
+in tests/tasks; ``paths`` says where both are. Tests that take seconds are marked ``slow``
+(``make test-fast`` leaves them out, ``make test`` runs them).
+"""
 
 from __future__ import annotations
 
@@ -39,3 +44,12 @@ def quadratic_loss():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m "not slow"`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives a real browser is slow, wherever it is: Chromium and a server in child
+    processes take 5-25 s a test on the 2-core machine."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

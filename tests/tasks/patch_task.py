@@ -1,4 +1,4 @@
-"""A task file for the export tests: tests/patch_model.py's net with an output temperature.
+"""A task file for the export tests: tests/support/patch_model.py's net with an output temperature.
 
 ``AFTERLEARNER_TEST_LOSS_SHIFT`` (a float, read at every evaluation) is added to the ℵ-loss, so a
 test can make the task's loss differ from the one a store journaled.
@@ -15,11 +15,11 @@ import torch
 
 import afterlearner as al
 
-TESTS = str(Path(__file__).resolve().parents[1])
-if TESTS not in sys.path:
-    sys.path.insert(0, TESTS)
+SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
 
-import patch_model  # noqa: E402  (tests/, put on the path above)
+import patch_model  # noqa: E402  (tests/support/, put on the path above)
 
 
 def _task(space: str) -> al.Task:

@@ -118,6 +118,7 @@ def test_kills_table() -> None:
     assert "| trained | 2.00 | 1.63 | 0 |" in table and "| retrofitted | 3.00 | 0.00 | 3 |" in table
 
 
+@pytest.mark.slow
 def test_worker_processes_play_the_same_episodes() -> None:
     """``reproduce doom`` evaluates in 2 worker processes, each with its own game: same kills."""
     from afterlearner.evaluators.processes import ProcessEvaluator

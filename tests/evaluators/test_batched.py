@@ -1,10 +1,15 @@
-"""Population-batched evaluation (torch.func vmap): same losses as one candidate at a time."""
+"""Population-batched evaluation (torch.func vmap): what is particular to it.
+
+Its losses against the sequential evaluator (vmap and loop, with and without the prefix cache) are
+checked by the conformance suite, tests/evaluators/test_conformance.py; here: the stacked ℵ-tensors,
+the automatic choice between vmap and a loop, and the fallbacks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from outcomes import losses
 
 from afterlearner import Aleph
 from afterlearner.errors import ConfigError
@@ -48,10 +53,6 @@ def setup():
     return model, aleph, DatasetLoss(x, y, mean_margin, batch_size=40), vectors
 
 
-def losses(evaluator, vectors):
-    return [outcome.loss for _, outcome in sorted(evaluator.evaluate(vectors), key=lambda item: item[0])]
-
-
 def test_stacked_tensors_are_what_write_produces(setup):
     model, aleph, _, vectors = setup
     chunks = np.split(np.stack(vectors), np.cumsum([e.size for e in aleph.entries])[:-1], axis=1)
@@ -61,22 +62,6 @@ def test_stacked_tensors_are_what_write_produces(setup):
             aleph.write(vector)
             assert torch.equal(stacked[k], entry.tensor.detach())
     aleph.restore()
-
-
-@pytest.mark.parametrize("cached", [False, True])
-def test_vmap_equals_sequential(setup, cached):
-    model, aleph, loss, vectors = setup
-    if cached:  # without features.0.weight, the features can be cached
-        aleph = Aleph(model).add("fc.bias").add("fc.weight", mode="scale", per="row").add("norm.bias")
-        vectors = [v[: len(aleph)] for v in vectors]
-    reference = losses(SequentialEvaluator(aleph, loss), vectors)
-    cache = PrefixCache(aleph, loss) if cached else None
-    if cached:
-        assert cache.enabled and cache.boundaries == ["features"]
-    batched = BatchedEvaluator(aleph, loss, cache=cache, mode="vmap")
-    assert losses(batched, vectors) == pytest.approx(reference, rel=1e-5)
-    loop = BatchedEvaluator(aleph, loss, cache=cache, mode="loop")
-    assert losses(loop, vectors) == reference
 
 
 def test_auto_measures_both_paths_and_keeps_one(setup):

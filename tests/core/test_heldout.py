@@ -142,5 +142,5 @@ def test_the_cli_table_prints_the_gain_with_its_interval_and_verdict(tmp_path, c
     assert main(["run", str(task_file), "--quiet"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if "held-out gain" in line)
-    assert "[" in row and ("p =" in row or "p < 0.001" in row)
+    assert "[" in row and ("p =" in row or "p < 0.001" in row)  # a p-value below 0.001 reads "p < 0.001"
     assert any(v in row for v in ("holds", "not significant", "worse"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import TASKS
 
 from afterlearner import retrofit
 from afterlearner.cli import main
@@ -17,9 +18,9 @@ from afterlearner.evaluators.processes import ProcessEvaluator
 from afterlearner.store import Store
 from afterlearner.task import load_task
 
-HERE = Path(__file__).parent
-TASK = f"{HERE / 'speed_tasks.py'}:task"
-FRAGILE = f"{HERE / 'speed_tasks.py'}:fragile"
+WORKER_TASKS = TASKS / "worker_tasks.py"
+TASK = f"{WORKER_TASKS}:task"
+FRAGILE = f"{WORKER_TASKS}:fragile"
 DIE, HANG = 99.0, 77.0
 
 
@@ -29,6 +30,7 @@ def with_first(vector: np.ndarray, value: float) -> np.ndarray:
     return vector
 
 
+@pytest.mark.slow
 def test_workers_that_die_or_hang_cost_one_evaluation():
     task = load_task(FRAGILE)
     identity = task.aleph.identity()
@@ -50,8 +52,9 @@ def test_workers_that_die_or_hang_cost_one_evaluation():
         assert again[0].loss == expected[0]
 
 
+@pytest.mark.slow
 def test_a_retrofit_goes_on_when_workers_die(tmp_path):
-    spec = f"{HERE / 'speed_tasks.py'}:dies_above_zero"
+    spec = f"{WORKER_TASKS}:dies_above_zero"
     task = load_task(spec)
     evaluator = ProcessEvaluator(spec, processes=2, aleph=task.aleph)
     result = retrofit(
@@ -75,7 +78,7 @@ def test_a_retrofit_goes_on_when_workers_die(tmp_path):
 
 def test_broken_task_and_mismatched_space_are_refused():
     with pytest.raises(TaskError, match="has no function 'nonexistent'"):
-        with ProcessEvaluator(f"{HERE / 'speed_tasks.py'}:nonexistent", processes=1) as evaluator:
+        with ProcessEvaluator(f"{WORKER_TASKS}:nonexistent", processes=1) as evaluator:
             list(evaluator.evaluate([np.zeros(4)]))
     other = load_task(FRAGILE).aleph  # 4 ℵ-scalars, the task has 8
     with pytest.raises(TaskError, match="differs"):
@@ -88,6 +91,7 @@ def journal(path: Path) -> list[tuple[int, bytes, float | None, str]]:
         return [(e.idx, e.vector.tobytes(), e.loss, e.status) for e in store.evaluations()]
 
 
+@pytest.mark.slow
 def test_same_journal_with_1_or_2_processes_or_dask(tmp_path):
     from distributed import LocalCluster
 
@@ -160,6 +164,7 @@ def test_dask_timeout_and_failure_cost_one_evaluation():
     assert outcomes[0].ok and outcomes[3].ok
 
 
+@pytest.mark.slow
 def test_dask_worker_that_dies_costs_one_evaluation_and_is_replaced():
     import time
 
@@ -180,6 +185,7 @@ def test_dask_worker_that_dies_costs_one_evaluation_and_is_replaced():
         assert len(evaluator._slots) == 2  # the restarted worker got an actor of its own
 
 
+@pytest.mark.slow
 def test_dask_candidates_wait_for_a_thread_stuck_on_a_timed_out_call():
     import time
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nevergrad as ng
 import numpy as np
 import pytest
+from paths import DOCS
 
 from afterlearner.experiments.digits.curve import measure, summary
 from afterlearner.experiments.digits.steering import DigitSteering, style_distance
 from afterlearner.online import CURRENT, Best, FeedbackSession, NoneBetter, Pair, Ranking, text
 from afterlearner.online.simulated import SimulatedUser, drive
 
-DOCS = Path(__file__).parents[1] / "docs" / "online-curve.json"
+CURVE = DOCS / "online-curve.json"
 
 
 def test_the_user_answers_only_with_comparisons() -> None:
@@ -29,6 +29,7 @@ def test_the_user_answers_only_with_comparisons() -> None:
     assert SimulatedUser(score, "pair").answer(p, s.best.vector) == Pair(1, CURRENT)
 
 
+@pytest.mark.slow
 def test_session_beats_the_start_and_random_proposals_within_30_answers() -> None:
     result = measure(answers=30, seeds=range(10))
     figures = summary(result)
@@ -37,7 +38,7 @@ def test_session_beats_the_start_and_random_proposals_within_30_answers() -> Non
     assert figures["session_wins"] >= 6
     assert all(curve[-1] < curve[0] for curve in result["session"])
     assert all(np.all(np.diff(curve) <= 0) for curve in result["session"])  # the best never gets worse
-    committed = json.loads(DOCS.read_text())  # the figures in docs/online.md are what this code measures
+    committed = json.loads(CURVE.read_text())  # the figures in docs/online.md are what this code measures
     for name in ("session", "random"):
         np.testing.assert_allclose(result[name], committed[name], rtol=1e-6)
 

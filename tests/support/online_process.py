@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
-DEMO = (
-    str(Path(__file__).parents[1] / "src" / "afterlearner" / "experiments" / "digits" / "steering.py")
-    + ":digit_task"
-)
+from paths import SRC
+
+DEMO = str(SRC / "afterlearner" / "experiments" / "digits" / "steering.py") + ":digit_task"
 START_TIMEOUT = 120
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import TASKS
 
 import afterlearner as al
 from afterlearner.errors import StoreError
 
-TASK = Path(__file__).parent / "tasks" / "quadratic_task.py"
+TASK = TASKS / "quadratic_task.py"
 AFTERLEARNER = [sys.executable, "-m", "afterlearner"]
 
 
@@ -65,6 +66,7 @@ def test_resume_replays_without_recomputing(tmp_path) -> None:
     assert counted["n"] == 0 and np.array_equal(again.best, reference.best)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [3, 11, 26])
 def test_sigkill_at_any_point_then_resume_gives_the_uninterrupted_result(tmp_path, kill_after) -> None:
     store = tmp_path / "killed.sqlite"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from paths import SRC
 from sklearn.metrics import balanced_accuracy_score
 
 import afterlearner as al
@@ -17,9 +18,8 @@ from afterlearner.cli.init import template_text
 from afterlearner.space import TensorEntry
 from afterlearner.templates import task as template
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 
-
+@pytest.mark.slow
 def test_init_writes_a_task_file_that_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "my_task.py"
     assert main(["init", str(path)]) == 0

@@ -93,12 +93,13 @@ def test_restart_resumes_exactly_where_it_was(tmp_path: Path, stop_after: int) -
     second.close()
 
 
+@pytest.mark.slow
 def test_a_killed_process_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "killed.sqlite"
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_online_persistence import session, ANSWERS
+        from test_persistence import session, ANSWERS
         from pathlib import Path
         s = session(Path({str(path)!r}))
         for answer in ANSWERS[:3]:

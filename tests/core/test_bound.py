@@ -69,6 +69,7 @@ def true_loss(threshold: float) -> float:
     return NOISE + (1 - 2 * NOISE) * abs(threshold - 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("optimizer", "n", "budget"), [("OnePlusOne", 60, 40), ("RandomSearch", 40, 60)])
 def test_the_bound_covers_the_true_loss_in_at_least_1_minus_delta_of_the_runs(optimizer, n, budget) -> None:
     delta, repeats, misses, widest = 0.05, 80, 0, 0.0
@@ -92,25 +93,7 @@ def test_the_bound_covers_the_true_loss_in_at_least_1_minus_delta_of_the_runs(op
     assert widest > 0.05  # the selection really overfits a little: the check is not empty
 
 
-@pytest.mark.parametrize(
-    ("name", "outcome_class", "per_evaluation"),
-    [("TwoPointsDE", "parent-and-best", 3), ("DE", "parent-and-best", 3), ("PSO", "particle", 4)],
-)
-@pytest.mark.parametrize("budget", [1, 2, 5, 50, 200, 1000])
-def test_the_new_counts_by_hand_and_never_above_the_ranking_count(
-    name, outcome_class, per_evaluation, budget
-):
-    from afterlearner import optimizers
-
-    info = optimizers.get(name)
-    ranking = sum(math.log(2 * i - 1) for i in range(1, budget + 1))
-    assert info.outcome_class == outcome_class
-    assert info.log_outcomes(budget) == pytest.approx(min(ranking, (budget - 1) * math.log(per_evaluation)))
-    assert info.log_outcomes(budget) <= ranking + 1e-12
-    if budget >= 50:  # much tighter than the ranking count on a real budget
-        assert info.log_outcomes(budget) < 0.4 * ranking
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["TwoPointsDE", "PSO"])
 def test_the_population_bounds_cover_the_true_loss_too(optimizer) -> None:
     delta, repeats, misses, n, budget = 0.05, 80, 0, 150, 40

@@ -17,8 +17,10 @@ import types
 from pathlib import Path
 
 import numpy as np
+import patch_model
 import pytest
 import torch
+from paths import SUPPORT, TASKS
 from safetensors.torch import load_file, save_file
 
 import afterlearner as al
@@ -30,12 +32,8 @@ from afterlearner.online.task import load_feedback_task
 from afterlearner.patch import bound_metadata, model_fingerprint, result_metadata
 from afterlearner.report import store_rows
 
-TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))
-import patch_model  # noqa: E402  (tests/, put on the path above)
-
-PATCH_TASK = f"{TESTS / 'tasks' / 'patch_task.py'}:task"
-QUADRATIC_TASK = TESTS / "tasks" / "quadratic_task.py"
+PATCH_TASK = f"{TASKS / 'patch_task.py'}:task"
+QUADRATIC_TASK = TASKS / "quadratic_task.py"
 
 
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -100,7 +98,7 @@ LOADER = """
 import json, sys
 import torch
 from safetensors.torch import load_file
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {support!r})
 import patch_model
 for job in json.loads(sys.argv[1]):
     model = patch_model.build(job["seed"], dtype=job["dtype"])
@@ -128,7 +126,7 @@ def test_a_patch_loads_without_afterlearner_bit_for_bit(tmp_path) -> None:
         jobs.append({"seed": 0, "dtype": dtype, "patch": str(path), "out": str(tmp_path / f"{dtype}.pt")})
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run(
-        [sys.executable, "-c", LOADER.format(tests=str(TESTS)), json.dumps(jobs)],
+        [sys.executable, "-c", LOADER.format(support=str(SUPPORT)), json.dumps(jobs)],
         capture_output=True,
         text=True,
         env=environment,
@@ -523,6 +521,7 @@ def test_export_an_interrupted_store(tmp_path) -> None:
     assert patch.metadata["losses"]["best_loss"] == result.best_loss
 
 
+@pytest.mark.slow
 def test_export_a_store_killed_mid_run(tmp_path) -> None:
     store, out = tmp_path / "killed.sqlite", tmp_path / "killed.safetensors"
     command = [sys.executable, "-m", "afterlearner", "run", f"{QUADRATIC_TASK}:task", "--budget", "200"]

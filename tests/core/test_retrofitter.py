@@ -7,19 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from asktell_task import SETTINGS, build, loss_of
+from paths import SUPPORT, TASKS
 
 import afterlearner as al
 from afterlearner.errors import ConfigError, TooManyFailures
 
-sys.path.insert(0, str(Path(__file__).parent))
-from asktell_task import SETTINGS, build, loss_of  # noqa: E402
-
-HERE = Path(__file__).parent
-QUADRATIC = HERE / "tasks" / "quadratic_task.py"
+QUADRATIC = TASKS / "quadratic_task.py"
 
 
 def _loss(model) -> float:
@@ -118,11 +115,12 @@ def test_too_many_failures_in_a_row_raise() -> None:
         retrofitter.tell(retrofitter.ask(), ValueError("c"))
 
 
+@pytest.mark.slow
 def test_sigkill_between_ask_and_tell_resumes_to_the_same_result(tmp_path) -> None:
     reference = _ask_tell()
     store, marker = tmp_path / "killed.sqlite", tmp_path / "asked.txt"
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "asktell_process.py"), str(store), "11", str(marker)],
+        [sys.executable, str(SUPPORT / "asktell_process.py"), str(store), "11", str(marker)],
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import TASKS
 from PIL import Image
 
 from afterlearner.cli import main
@@ -15,7 +16,7 @@ from afterlearner.errors import TaskError
 from afterlearner.online import image, sound, text
 from afterlearner.online.task import FeedbackTask, load_feedback_task
 
-TONE = Path(__file__).parent / "tasks" / "feedback_tone_task.py"
+TONE = TASKS / "feedback_tone_task.py"
 
 
 def test_png_is_an_upscaled_exact_image() -> None:

@@ -1,4 +1,5 @@
-"""Task factories for the speed tests (loaded by worker processes through ``load_task``).
+"""Task factories for the worker-process and Dask tests (tests/evaluators/test_parallel.py), loaded by
+the workers through ``load_task``.
 
 ``task``: a small classifier with a DatasetLoss. ``fragile``: the same model with an opaque loss
 that kills its process when the first ℵ-offset is 99, hangs when it is 77 and raises when it is

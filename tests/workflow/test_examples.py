@@ -13,11 +13,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from paths import ROOT
 from threadpoolctl import threadpool_limits
 
 import afterlearner as al
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 NAMES = ["recall_at_precision", "regression_calibration", "sklearn_threshold"]
 
@@ -100,6 +100,7 @@ def load_example(name: str) -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_example_runs_from_the_command_line_and_beats_the_trained_model(name: str, journaled_run) -> None:
     run = journaled_run(name)
@@ -113,6 +114,7 @@ def test_example_runs_from_the_command_line_and_beats_the_trained_model(name: st
     assert task.loss(task.aleph.model) == run["best_loss"]
 
 
+@pytest.mark.slow
 def test_recall_example_meets_the_precision_constraint(journaled_run) -> None:
     run = journaled_run("recall_at_precision")
     example = load_example("recall_at_precision")
@@ -129,6 +131,7 @@ def test_recall_example_meets_the_precision_constraint(journaled_run) -> None:
     assert run["test_best"] <= 1.0 and test_precision >= example.MIN_PRECISION
 
 
+@pytest.mark.slow
 def test_calibration_example_moves_predictions_down_towards_typical_trips(journaled_run) -> None:
     # The docstring's explanation: MSE predicts the mean, which delays pull above a typical trip.
     run = journaled_run("regression_calibration")

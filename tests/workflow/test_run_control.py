@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from paths import TASKS
 
 import afterlearner as al
 from afterlearner.cli import main
 
-TASK = Path(__file__).parent / "tasks" / "quadratic_task.py"
+TASK = TASKS / "quadratic_task.py"
 AFTERLEARNER = [sys.executable, "-m", "afterlearner"]
 
 
@@ -21,6 +23,7 @@ def _best(store: Path) -> tuple[np.ndarray, list[float | None]]:
         return journal.runs()[0]["best_vector"], [e.loss for e in journal.evaluations()]
 
 
+@pytest.mark.slow
 def test_time_limit_then_resume_equals_the_uninterrupted_run(tmp_path) -> None:
     whole, limited = tmp_path / "whole.sqlite", tmp_path / "limited.sqlite"
     base = ["run", f"{TASK}:task", "--budget", "40", "--seed", "4", "--quiet"]
@@ -80,6 +83,7 @@ def test_the_evaluator_line_names_the_prefix_cache(tmp_path, capsys) -> None:
     assert "evaluator: in this process, one candidate at a time; prefix cache: " in err
 
 
+@pytest.mark.slow
 def test_version() -> None:
     out = subprocess.run([*AFTERLEARNER, "--version"], capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"afterlearner {al.__version__}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from paths import TASKS
 
 import afterlearner as al
 from afterlearner import history, report
@@ -21,7 +22,6 @@ from afterlearner.cli import main
 from afterlearner.errors import ConfigError, StoreError
 from afterlearner.retrofit import settings_of
 
-TASKS = Path(__file__).parent / "tasks"
 QUADRATIC = TASKS / "quadratic_task.py"
 WIDE = TASKS / "wide_task.py"
 TARGET = torch.tensor([0.5, -0.25, 0.75, -1.0])

@@ -66,6 +66,7 @@ def test_synthesis_is_espeak_resampled_to_16k(tmp_path) -> None:
         synth.synthesize(HEARD, synth.Voice(variant=len(synth.VARIANTS)))
 
 
+@pytest.mark.slow
 def test_recognizer_hears_words_and_is_order_independent() -> None:
     first, second = HEARD, sentences.HARVARD[0]
     klatt = synth.Voice(variant=KLATT)
@@ -88,6 +89,7 @@ def test_registry_and_spaces() -> None:
         make_task(space="everything")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_reduced_reproduce_evaluates_in_worker_processes(tmp_path) -> None:
     """The default set-up (λ = 2, 2 worker processes) on the reduced task: every loss a worker
     computed is the loss this process computes for the same candidate."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import TASKS
 
 import afterlearner as al
 from afterlearner.cli import main
 
-TASK = Path(__file__).parent / "tasks" / "quadratic_task.py"
+TASK = TASKS / "quadratic_task.py"
 
 
+@pytest.mark.slow
 def test_demo_shows_a_held_out_gain(tmp_path, capsys) -> None:
     plot = tmp_path / "demo.png"
     store = tmp_path / "demo.sqlite"
@@ -79,6 +80,7 @@ def test_show_a_file_that_is_not_a_store(tmp_path, capsys) -> None:
     assert "not an afterlearner store" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_progress_bar_shows_the_best_loss_and_quiet_hides_it(tmp_path) -> None:
     command = [sys.executable, "-m", "afterlearner", "run", f"{TASK}:task", "--budget", "10"]
     loud = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from outcomes import losses
 
 from afterlearner import Aleph, retrofit
 from afterlearner.evaluators import SequentialEvaluator, default_evaluator
@@ -51,10 +52,6 @@ class Residual(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stem = self.act(self.stem(x))
         return self.head(self.act(self.block(stem) + stem))
-
-
-def losses(evaluator, vectors):
-    return [outcome.loss for _, outcome in sorted(evaluator.evaluate(vectors), key=lambda item: item[0])]
 
 
 def candidates(aleph, count=6, scale=0.5, seed=0):

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
+from paths import SUPPORT, TASKS
 
 import afterlearner as al
 
-TESTS = Path(__file__).parent
-TASK = TESTS / "tasks" / "patch_task.py"
+TASK = TASKS / "patch_task.py"
 
 # A fresh interpreter, afterlearner never imported: build the trained model, load the patch with
 # plain safetensors + load_state_dict, set the temperature from the file's metadata, print the loss.
@@ -20,7 +21,7 @@ import json, sys
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {support!r})
 import patch_model
 path = sys.argv[1]
 model = patch_model.build(seed=0)
@@ -36,6 +37,7 @@ print(json.dumps({{"loss": loss}}))
 """
 
 
+@pytest.mark.slow
 def test_run_save_then_load_without_afterlearner_gives_the_best_loss_exactly(tmp_path) -> None:
     store, patch = tmp_path / "run.sqlite", tmp_path / "retrofit.safetensors"
     command = [sys.executable, "-m", "afterlearner", "run", f"{TASK}:task", "--quiet"]
@@ -50,7 +52,7 @@ def test_run_save_then_load_without_afterlearner_gives_the_best_loss_exactly(tmp
     assert best_loss < initial_loss
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     loaded = subprocess.run(
-        [sys.executable, "-c", LOADER.format(tests=str(TESTS)), str(patch)],
+        [sys.executable, "-c", LOADER.format(support=str(SUPPORT)), str(patch)],
         capture_output=True,
         text=True,
         env=environment,

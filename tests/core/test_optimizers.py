@@ -1,4 +1,6 @@
-"""Optimizers by name, NGOpt with the installed numpy, and the bound against hand-computed values."""
+"""Optimizers by name, NGOpt with the installed numpy, and the bound against hand-computed values.
+
+Each name's comparison class and bound count: tests/core/test_optimizer_classes.py."""
 
 from __future__ import annotations
 
@@ -64,32 +66,6 @@ def test_optimizers_by_name_run(name, tiny_net, quadratic_loss) -> None:
     assert result.evaluations == 25 and result.best_loss <= result.initial_loss
 
 
-def test_every_registered_name_is_accepted_and_classified() -> None:
-    names = optimizers.available()
-    assert len(names) > 500
-    classes = {optimizers.get(name).outcome_class for name in names}
-    assert classes == {"parent", "parent-and-best", "particle", "ranking", "fixed", None}
-
-
-@pytest.mark.parametrize(
-    ("name", "comparison_based"),
-    [
-        ("OnePlusOne", True),
-        ("DiscreteLenglerOnePlusOne", True),
-        ("DiagonalCMA", True),
-        ("TwoPointsDE", True),
-        ("RandomSearch", True),
-        ("NGOpt", False),
-        ("MetaModel", False),
-        ("NoisyOnePlusOne", False),
-        ("BO", False),
-        ("Powell", False),
-    ],
-)
-def test_comparison_based_classification(name: str, comparison_based: bool) -> None:
-    assert optimizers.get(name).comparison_based is comparison_based
-
-
 def test_unknown_optimizer_lists_close_names() -> None:
     with pytest.raises(ConfigError, match="unknown optimizer 'DiagonalCMAA'; did you mean DiagonalCMA"):
         optimizers.get("DiagonalCMAA")
@@ -107,11 +83,3 @@ def test_bound_matches_hand_computed_values() -> None:
         bound_from_log_outcomes(1.0, n=0)
     with pytest.raises(ConfigError):
         bound_from_log_outcomes(1.0, n=10, delta=1.5)
-
-
-def test_log_outcomes_per_class() -> None:
-    assert optimizers.get("OnePlusOne").log_outcomes(100) == pytest.approx(100 * math.log(2))
-    assert optimizers.get("RandomSearch").log_outcomes(100) == pytest.approx(math.log(100))
-    ranking = optimizers.get("DiagonalCMA").log_outcomes(3)
-    assert ranking == pytest.approx(math.log(1 * 3 * 5))
-    assert optimizers.get("NGOpt").log_outcomes(100) is None

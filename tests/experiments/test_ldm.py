@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from paths import SRC
 
 pytest.importorskip("diffusers")
 
@@ -247,23 +248,22 @@ def test_unconditional_steering_does_not_search_the_guidance_scale(tiny) -> None
     np.testing.assert_array_equal(picture, steering.image(steering.aleph.identity().copy()))
 
 
+@pytest.mark.slow
 def test_feedback_serve_runs_the_ldm_task_file_and_takes_a_vote(tmp_path) -> None:
     """``afterlearner feedback serve .../ldm/task.py:factory`` as a real server process, voted on."""
     import os
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     httpx = pytest.importorskip("httpx")
-    root = Path(__file__).resolve().parents[1]
     command = [
         sys.executable,
         "-m",
         "afterlearner",
         "feedback",
         "serve",
-        str(root / "src/afterlearner/experiments/ldm/feedback.py:factory"),
+        str(SRC / "afterlearner/experiments/ldm/feedback.py:factory"),
         "--store",
         str(tmp_path / "clicks.sqlite"),
         "--port",
@@ -316,6 +316,7 @@ def test_committed_model_draws_the_prompted_class() -> None:
         assert (predicted == label).float().mean() >= 0.8, (label, predicted)
 
 
+@pytest.mark.slow
 def test_reproduce_ldm_reduced_writes_the_online_curve(tmp_path) -> None:
     from afterlearner import experiments
     from afterlearner.reproduce import run_experiment
