@@ -73,9 +73,9 @@ class OptimizerInfo:
 
     def log_outcomes(self, budget: int) -> float | None:
         """ln of the number of outcome sequences of one run of ``budget`` evaluations, or None."""
-        if self.outcome_class == "parent":
-            return budget * math.log(2)
         ranking = sum(math.log(2 * i - 1) for i in range(1, budget + 1))
+        if self.outcome_class == "parent":
+            return min(ranking, budget * math.log(2))
         if self.outcome_class in PER_EVALUATION:
             return min(ranking, (budget - 1) * math.log(PER_EVALUATION[self.outcome_class]))
         if self.outcome_class == "ranking":

@@ -26,7 +26,7 @@ def ranking(b: int) -> float:
 
 #: ln M for a budget b, per class (docs/bound.md's table). The first evaluation has one outcome.
 FORMULAS = {
-    "parent": lambda b: b * math.log(2),
+    "parent": lambda b: min(b * math.log(2), ranking(b)),
     "parent-and-best": lambda b: min((b - 1) * math.log(3), ranking(b)),
     "particle": lambda b: min((b - 1) * math.log(4), ranking(b)),
     "ranking": ranking,
@@ -78,21 +78,9 @@ def test_every_name_counts_by_its_class_formula(outcome_class) -> None:
                 assert info.log_outcomes(b) == pytest.approx(expected, rel=1e-12, abs=1e-12), (name, b)
 
 
-PARENT_ABOVE_RANKING = (
-    "bug: the parent class counts b·ln 2 without taking the smaller of it and the ranking count, "
-    "as optimizers.py and docs/bound.md say every class does; for b = 1 and 2 it is larger "
-    "(ln 2 > 0, 2·ln 2 > ln 3), so the bound is looser than it need be (still valid)"
-)
-
-
 @pytest.mark.parametrize(
     "outcome_class",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=PARENT_ABOVE_RANKING))
-        if c == "parent"
-        else c
-        for c in FORMULAS
-    ],
+    [c for c in FORMULAS],
 )
 def test_no_comparison_class_counts_more_than_the_ranking(outcome_class) -> None:
     """The docs: no optimizer here sees more than the relative order of its losses, so the smaller of
