@@ -10,6 +10,7 @@ from pathlib import Path
 import nevergrad as ng
 import numpy as np
 import pytest
+from paths import TASKS
 
 from afterlearner.dashboard import data
 from afterlearner.online import FeedbackSession, text
@@ -205,13 +206,12 @@ def test_a_store_that_is_not_there_yet(tmp_path: Path) -> None:
 
 
 def test_the_export_command_names_the_task_file_a_run_recorded(tmp_path) -> None:
-    from pathlib import Path
 
     from afterlearner.cli import main
     from afterlearner.dashboard.data import describe_store
     from afterlearner.store import Store
 
-    task = Path(__file__).parent / "tasks" / "quadratic_task.py"
+    task = TASKS / "quadratic_task.py"
     store = tmp_path / "s.sqlite"
     assert main(["run", str(task), "--budget", "5", "--store", str(store), "--quiet"]) == 0
     with Store.open(store, readonly=True) as journal:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from online_process import DEMO, Server
+from paths import TASKS
 from test_online_page_limits import Command
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[online]'")
@@ -112,7 +113,7 @@ def test_click_through_a_session_with_a_server_restart(browser: object, tmp_path
 
 
 def test_sound_candidates_get_audio_players_and_choose_buttons(browser: object, tmp_path: Path) -> None:
-    tone = Path(__file__).parent / "tasks" / "feedback_tone_task.py"
+    tone = TASKS / "feedback_tone_task.py"
     server = Server("serve", f"{tone}:factory", "--store", str(tmp_path / "tone.sqlite"), "--seed", "1")
     try:
         page = browser.new_page(viewport={"width": 390, "height": 844})
@@ -210,7 +211,7 @@ def test_ranking_by_dragging_and_pairs_side_by_side(browser: object, tmp_path: P
     """A task asking for rankings gets drag-to-rank; one asking for pairs gets two-up comparisons."""
     from afterlearner.store import Store
 
-    ranked = Path(__file__).parent / "tasks" / "feedback_kinds_task.py"
+    ranked = TASKS / "feedback_kinds_task.py"
     server = Server("serve", f"{ranked}:ranking", "--store", str(tmp_path / "rank.sqlite"))
     try:
         page = browser.new_page(viewport={"width": 1000, "height": 800})

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from online_process import Server
+from paths import TASKS
 
-TONE = Path(__file__).parent / "tasks" / "feedback_tone_task.py"
+TONE = TASKS / "feedback_tone_task.py"
 BODY = 50 * 1024 * 1024
 CHUNK = 64 * 1024
 START_TIMEOUT = 120
@@ -151,6 +152,7 @@ def post_chunked(url: str, path: str, size: int) -> tuple[int, bytes, int]:
 
 
 @pytest.mark.parametrize("page", ["feedback", "dashboard"])
+@pytest.mark.slow
 def test_a_50_mb_chunked_body_is_refused_without_holding_it(tmp_path: Path, page: str) -> None:
     from afterlearner.store import Store
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import TASKS
 from test_online_page_limits import dashboard
 
 from afterlearner.store import Evaluation, Store
@@ -27,7 +28,7 @@ expect = playwright_api.expect
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-TASK = Path(__file__).parent / "tasks" / "quadratic_task.py"
+TASK = TASKS / "quadratic_task.py"
 SCREENSHOTS = os.environ.get("AFTERLEARNER_SCREENSHOTS")
 
 

@@ -212,6 +212,7 @@ def test_short_tokens_are_refused() -> None:
     assert len(new_token()) >= 32 and new_token() != new_token()
 
 
+@pytest.mark.slow
 def test_the_demo_command_serves_on_loopback_with_a_token(tmp_path: Path) -> None:
     import httpx
     from online_process import Server
