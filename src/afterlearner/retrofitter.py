@@ -272,6 +272,7 @@ class Retrofitter:
         self.already_complete = self.journal is not None and self.journal.complete(budget, runs)
         self._started = time.perf_counter()
         self._runs: list[_Run] = []
+        self._count = 0  # evaluations so far, all runs (kept, not recounted: asked after every tell)
         self._status = RUNNING
 
     # -- asking and telling -------------------------------------------------------------------------
@@ -347,6 +348,7 @@ class Retrofitter:
         for slot, evaluation in zip(slots, evaluations, strict=True):
             slot.evaluation = evaluation
             run.new_evaluations += 1
+            self._count += 1
             self._observe(run, evaluation)
             if self.callbacks:
                 self._call_back(run, evaluation)
@@ -389,7 +391,7 @@ class Retrofitter:
     @property
     def evaluations(self) -> int:
         """Evaluations of every run so far (replayed from the journal included)."""
-        return sum(len(run.evaluated()) for run in self._runs)
+        return self._count
 
     def evaluated(self, run_index: int = 0) -> list[Evaluation]:
         """Every evaluation of a run so far, in index order (replayed ones included)."""
@@ -577,6 +579,7 @@ class Retrofitter:
             )
         run.optimizer.tell(run.optimizer.parametrization.spawn_child(), start.loss)
         run.outcome.history.append(start)
+        self._count += 1
         self._observe(run, start)
 
     def _new_batch(self, run: _Run) -> None:
@@ -599,6 +602,7 @@ class Retrofitter:
                     )
             if journaled is not None:
                 slot.evaluation = journaled
+                self._count += 1
                 self._observe(run, journaled)
             else:
                 slot.asked_before = asked is not None
@@ -690,12 +694,13 @@ class Retrofitter:
         return run.prior_wall + (time.perf_counter() - run.resumed_at)
 
     def _call_back(self, run: _Run, evaluation: Evaluation) -> None:
-        evaluated = run.evaluated()
+        in_batch = [slot.evaluation for slot in run.batch if slot.evaluation is not None]
+        first = run.outcome.history[0] if run.outcome.history else (in_batch[0] if in_batch else None)
         state = RunState(
             run.index,
-            len(evaluated),
+            run.told + len(in_batch),
             self.budget,
-            evaluated[0].loss if evaluated else None,
+            first.loss if first is not None else None,
             run.best_loss,
             run.failures,
             self.elapsed,
