@@ -1,5 +1,7 @@
 """Every registered experiment keeps the contract at reduced size: it builds, runs a budget of 4 through
-``reproduce``, writes its row, and ``result.restore()`` puts the trained model back bit for bit."""
+``reproduce``, writes its row, and ``result.restore()`` puts the trained model back bit for bit; its
+held-out loss shows its parts (per-sample losses or outputs over items) without changing its value,
+and the held-out gain comes with an interval."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from afterlearner import experiments
+from afterlearner import experiments, heldout
 from afterlearner.experiments.base import Experiment
+from afterlearner.experiments.speech.pipeline import word_error_rate
 from afterlearner.reproduce import load_rows, record, run_experiment
 from afterlearner.space import Aleph, HyperEntry
 from afterlearner.task import Task
@@ -22,6 +25,33 @@ from afterlearner.task import Task
 #: processes), two to three times that under load. The others take under 4 s each.
 SLOW = {"ldm", "speech", "speech-decoding", "speech-synthesis"}
 NAMES = sorted(experiments.registry())
+
+#: The held-out loss as one float, computed the way each experiment's code computed it before its loss
+#: showed its parts.
+OLD_HELD_OUT: dict[str, Any] = {
+    "depth": lambda task: 1.0 - task.test_loss.metrics(task.aleph.model)["delta1"],
+    "code-translation-ca": lambda task: 1.0 - task.test_loss.metrics()["computational accuracy"],
+    "code-translation-bleu": lambda task: 1.0 - task.test_loss.metrics()["BLEU"] / 100.0,
+    "image-generator": lambda task: task.test_loss.metrics(task.aleph.model)["frechet distance"],
+    "doom": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
+    "ldm": lambda task: task.test_loss(task.aleph.model),
+    **dict.fromkeys(
+        ("speech", "speech-decoding", "speech-synthesis"),
+        lambda task: word_error_rate(task.test_loss.references, task.test_loss.transcripts()),
+    ),
+}
+#: The form of the held-out loss's parts: per-sample losses, or outputs over items (None: one number).
+PARTS = {
+    "depth": "per_sample",  # 1 − δ1 per scene
+    "code-translation-ca": "per_sample",  # 0/1 per program
+    "doom": "per_sample",  # − kills per episode
+    "code-translation-bleu": "outputs",  # BLEU statistics per program
+    "image-generator": "outputs",  # judge features per generated sample
+    "speech": "outputs",  # transcript per sentence
+    "speech-decoding": "outputs",
+    "speech-synthesis": "outputs",
+    "ldm": None,  # one image scored by a second judge
+}
 
 
 def state(aleph: Aleph) -> dict[str, Any]:
@@ -53,11 +83,13 @@ def test_the_registry_holds_experiments_by_name() -> None:
 def test_experiment_runs_restores_and_writes_its_row(name: str, tmp_path) -> None:
     experiment = experiments.get(name)
     trained: list[tuple[Task, dict[str, Any]]] = []
+    held_out: list[tuple[float, int]] = []
 
     def snapshot_then_measure(task: Task) -> dict[str, float]:
         """Called by reproduce on the task as built, before the search (and again after it)."""
         if not trained:
             trained.append((task, state(task.aleph)))
+            held_out.append(check_held_out_parts(name, task))
         return experiment.extra_metrics(task) if experiment.extra_metrics else {}
 
     observed = dataclasses.replace(experiment, extra_metrics=snapshot_then_measure)
@@ -86,3 +118,40 @@ def test_experiment_runs_restores_and_writes_its_row(name: str, tmp_path) -> Non
     assert (tmp_path / row["plot"]).stat().st_size > 1000
     assert all((tmp_path / artefact).exists() for artefact in row["artefacts"])
     assert f"| {name} (reduced) |" in (tmp_path / "results.md").read_text()
+
+    # the held-out loss the search reports is the one observed before it, and its gain has an interval
+    [(trained_held_out, items)] = held_out
+    assert result.test_initial == trained_held_out == row["test_before"]
+    gain = result.test_gain
+    assert gain is not None and row["test_gain"] == gain.as_dict()
+    if PARTS[name] is None:
+        assert gain.low is None and gain.high is None and gain.p_value is None
+    else:
+        assert gain.low is not None and gain.high is not None and gain.low <= gain.value <= gain.high
+        assert gain.n == items
+        assert f"{gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}]" in (tmp_path / "results.md").read_text()
+
+
+def check_held_out_parts(name: str, task: Task) -> tuple[float, int]:
+    """``heldout.observe`` of the trained model shows the parts of the held-out loss in the experiment's
+    form and gives the value the old code computed; returns that value and the number of items."""
+    evidence = heldout.observe(task.test_loss, task.aleph.model)
+    old = float(OLD_HELD_OUT[name](task))
+    if PARTS[name] == "per_sample":
+        assert evidence.outputs is None and evidence.per_sample is not None
+        assert evidence.per_sample.ndim == 1 and evidence.per_sample.size > 1
+        # the old code took 1 − mean(...), the parts' mean is mean(1 − ...): equal but for the last bit
+        assert abs(evidence.loss - old) <= 2 * np.spacing(abs(old))
+        return evidence.loss, evidence.per_sample.size
+    if PARTS[name] == "outputs":
+        assert evidence.per_sample is None and evidence.outputs is not None
+        assert len(evidence.outputs) == len(task.test_loss.targets) > 1
+        assert evidence.loss == old == task.test_loss.metric(evidence.outputs, task.test_loss.targets)
+        return evidence.loss, len(evidence.outputs)
+    assert evidence.per_sample is None and evidence.outputs is None and evidence.loss == old
+    return evidence.loss, 1
+
+
+def test_every_experiment_states_the_form_of_its_held_out_parts() -> None:
+    """A new experiment says here how its held-out loss shows its parts, and how it was one float."""
+    assert set(PARTS) == set(OLD_HELD_OUT) == set(NAMES)

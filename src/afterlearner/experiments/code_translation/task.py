@@ -12,6 +12,11 @@ held-out programs of another seed.
 The CA ℵ-loss is a mean of per-program losses in {0, 1}, so the overfitting bound applies with
 n = number of programs. Corpus BLEU is not a mean of per-sample losses: the bound is then only
 indicative.
+
+The held-out losses show their parts, so the held-out gain gets a paired interval over programs:
+1 − CA as one 0/1 loss per program (:class:`PerProgramCA`), 1 − BLEU/100 as a corpus metric over
+programs (:class:`CorpusBLEU`: each program's n-gram statistics, summed over any resample of programs,
+give the corpus BLEU of that resample exactly, without translating or tokenising again).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import sacrebleu
 from torch import nn
 
@@ -88,15 +94,42 @@ def bleu(cases: Sequence[Case], translations: Sequence[list[str]]) -> float:
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none").score
 
 
+def _corpus_bleu() -> sacrebleu.BLEU:
+    """The BLEU that :func:`sacrebleu.corpus_bleu` builds for :func:`bleu` (its defaults, no tokeniser)."""
+    return sacrebleu.BLEU(tokenize="none")
+
+
+def bleu_statistics(cases: Sequence[Case], translations: Sequence[list[str]]) -> np.ndarray:
+    """Per program, BLEU's sufficient statistics: (hypothesis length, reference length, matching
+    1- to 4-grams, hypothesis 1- to 4-grams), an integer array (programs, 10).
+
+    Corpus BLEU is a function of their sum: :func:`bleu_of_statistics` of all rows is :func:`bleu`,
+    to the bit (sacrebleu computes it the same way, and uses the same statistics for its own bootstrap).
+    """
+    hypotheses = [" ".join(t) for t in translations]
+    references = [" ".join(case.reference) for case in cases]
+    rows = _corpus_bleu()._extract_corpus_statistics(hypotheses, [references])
+    return np.asarray(rows, dtype=np.int64).reshape(len(hypotheses), -1)
+
+
+def bleu_of_statistics(statistics: np.ndarray) -> float:
+    """Corpus BLEU (0-100) of the programs whose :func:`bleu_statistics` rows are given."""
+    totals = [int(value) for value in np.asarray(statistics).sum(axis=0)]
+    return _corpus_bleu()._compute_score_from_stats(totals).score
+
+
 class TranslationLoss:
-    """1 − CA or 1 − BLEU/100 of ``translator`` on ``cases``; :meth:`metrics` gives CA, BLEU, exact match."""
+    """1 − CA or 1 − BLEU/100 of ``translator`` on ``cases``; :meth:`metrics` gives CA, BLEU, exact match.
+
+    ``metric`` (``"ca"`` or ``"bleu"``) is kept as ``kind``.
+    """
 
     def __init__(self, translator: Translates, cases: list[Case], metric: Metric) -> None:
         if metric not in ("ca", "bleu"):
             raise ValueError(f"metric must be 'ca' or 'bleu', got {metric!r}")
         if not cases:
             raise ValueError("no programs to translate")
-        self.translator, self.cases, self.metric = translator, cases, metric
+        self.translator, self.cases, self.kind = translator, cases, metric
 
     def _translations(self) -> list[list[str]]:
         return self.translator.translate([case.source for case in self.cases])
@@ -113,10 +146,52 @@ class TranslationLoss:
 
     def __call__(self, model: nn.Module | None = None) -> float:
         translations = self._translations()
-        if self.metric == "bleu":
+        if self.kind == "bleu":
             return 1.0 - bleu(self.cases, translations) / 100.0
         correct = computational_accuracy(self.cases, translations)
         return 1.0 - sum(correct) / len(correct)
+
+
+class PerProgramCA(TranslationLoss):
+    """The held-out form of 1 − CA: calling it gives one loss per program (1: the translation fails its
+    unit inputs, 0: it passes), a 1-D array whose mean is the loss; ``heldout`` pairs the programs."""
+
+    def __init__(self, translator: Translates, cases: list[Case]) -> None:
+        super().__init__(translator, cases, "ca")
+
+    def __call__(self, model: nn.Module | None = None) -> np.ndarray:  # type: ignore[override]
+        correct = computational_accuracy(self.cases, self._translations())
+        return 1.0 - np.asarray(correct, dtype=float)
+
+
+class CorpusBLEU(TranslationLoss):
+    """The held-out form of 1 − BLEU/100: a corpus metric over programs (the ``DatasetLoss`` interface).
+
+    :meth:`outputs` are the programs' BLEU statistics (one row per program, from one translation of
+    all of them); :meth:`metric` is 1 − BLEU/100 of the programs whose rows it is given, so ``heldout``
+    recomputes it on resampled programs at the cost of a sum. The statistics already hold each
+    program's comparison with its reference: ``targets`` (the programs) only say what the items are.
+    """
+
+    def __init__(self, translator: Translates, cases: list[Case]) -> None:
+        super().__init__(translator, cases, "bleu")
+        self.targets = cases
+
+    def outputs(self, model: nn.Module | None = None) -> np.ndarray:
+        return bleu_statistics(self.cases, self._translations())
+
+    def metric(self, outputs: np.ndarray, targets: Any = None) -> float:
+        return 1.0 - bleu_of_statistics(outputs) / 100.0
+
+    def score(self, outputs: np.ndarray) -> float:
+        return self.metric(outputs, self.targets)
+
+
+def held_out_loss(translator: Translates, cases: list[Case], metric: Metric) -> TranslationLoss:
+    """The held-out loss of ``metric`` in the form that shows its parts (per program, or over programs)."""
+    if metric not in ("ca", "bleu"):
+        raise ValueError(f"metric must be 'ca' or 'bleu', got {metric!r}")
+    return PerProgramCA(translator, cases) if metric == "ca" else CorpusBLEU(translator, cases)
 
 
 #: ℵ-space choices. ``"norms"``: beam size, length penalty and one factor per gain tensor of the
@@ -183,7 +258,7 @@ def translation_task(
     return Task(
         aleph=translation_aleph(translator, aleph),
         loss=TranslationLoss(translator, aleph_cases, metric),
-        test_loss=TranslationLoss(translator, test_cases, metric),
+        test_loss=held_out_loss(translator, test_cases, metric),
         name=name or f"code-translation-{metric}",
         n=len(aleph_cases),
         description=f"JavaScript → Python translation retrofitted for {metric}",

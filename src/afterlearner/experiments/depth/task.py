@@ -8,6 +8,11 @@ everywhere. Retrofitting searches the output scale and shift (in log-depth) and 
 scales and bias of the last convolution, on 64 scenes of the deployment camera, and is checked on
 200 other scenes of that camera. The ℵ-loss is the mean over scenes of 1 − δ1 (one sample per
 scene, values in [0, 1], so the bound applies with n = number of scenes).
+
+The held-out loss is the same mean over scenes, returned as its parts (:class:`PerSceneDepthLoss`: one
+1 − δ1 per scene), so the held-out gain gets a paired interval over scenes. Scenes, not pixels, are
+the items: every scene has the same number of pixels, so the pooled δ1 and the mean of per-scene δ1
+are the same number, and the pixels of one scene are not independent draws.
 """
 
 from __future__ import annotations
@@ -51,8 +56,20 @@ class DepthLoss:
         per_image = depth_metrics(predict(model, self.data.images), self.data.depths)
         return {key: float(values.mean()) for key, values in per_image.items()}
 
+    def per_scene(self, model: nn.Module) -> np.ndarray:
+        """1 − δ1 of each scene: the loss is their mean."""
+        return 1.0 - depth_metrics(predict(model, self.data.images), self.data.depths)["delta1"]
+
     def __call__(self, model: nn.Module) -> float:
         return 1.0 - self.metrics(model)["delta1"]
+
+
+class PerSceneDepthLoss(DepthLoss):
+    """The held-out form of :class:`DepthLoss`: calling it gives 1 − δ1 per scene (a 1-D array whose
+    mean is the loss), so ``heldout`` can pair the scenes of the trained and the retrofitted model."""
+
+    def __call__(self, model: nn.Module) -> np.ndarray:  # type: ignore[override]
+        return self.per_scene(model)
 
 
 def depth_task(
@@ -76,7 +93,7 @@ def depth_task(
     return Task(
         aleph=aleph,
         loss=DepthLoss(aleph_data),
-        test_loss=DepthLoss(test_data),
+        test_loss=PerSceneDepthLoss(test_data),
         name=name,
         n=len(aleph_data),
         description="1 − δ1 of a depth model on an ℵ-set of scenes; held-out scenes for the check",

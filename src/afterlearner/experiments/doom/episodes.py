@@ -1,4 +1,9 @@
-"""Playing episodes and the ℵ-loss: minus the mean kills per life over a fixed list of episode seeds."""
+"""Playing episodes and the ℵ-loss: minus the mean kills per life over a fixed list of episode seeds.
+
+An episode is one life, so kills per life is the mean of the episodes' kills: the held-out loss
+(:class:`PerEpisodeKills`) shows it as one loss per episode, minus its kills, and the held-out gain
+gets a paired interval over episodes.
+"""
 
 from __future__ import annotations
 
@@ -80,3 +85,11 @@ class KillsPerLife:
         if self._game is not None:
             self._game.close()
             self._game = None
+
+
+class PerEpisodeKills(KillsPerLife):
+    """The held-out form of :class:`KillsPerLife`: calling it gives minus the kills of each episode, a
+    1-D array whose mean is the loss; ``heldout`` pairs the episodes of the two models (same seeds)."""
+
+    def __call__(self, policy: DoomPolicy) -> np.ndarray:  # type: ignore[override]
+        return -self.kills(policy).astype(float)

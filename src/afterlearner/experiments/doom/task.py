@@ -14,7 +14,7 @@ SIZES = {False: (24, 48), True: (3, 4)}
 
 def make_task(reduced: bool = False) -> Task:
     """The last layer's three biases and three per-action scales and the sampling temperature (7 scalars)."""
-    from afterlearner.experiments.doom.episodes import ALEPH_SEEDS, TEST_SEEDS, KillsPerLife
+    from afterlearner.experiments.doom.episodes import ALEPH_SEEDS, TEST_SEEDS, KillsPerLife, PerEpisodeKills
     from afterlearner.experiments.doom.policy import Sampler, load_policy
     from afterlearner.space import Aleph
 
@@ -29,7 +29,7 @@ def make_task(reduced: bool = False) -> Task:
     return Task(
         aleph=aleph,
         loss=KillsPerLife(range(ALEPH_SEEDS, ALEPH_SEEDS + aleph_size), sampler),
-        test_loss=KillsPerLife(range(TEST_SEEDS, TEST_SEEDS + test_size), sampler),
+        test_loss=PerEpisodeKills(range(TEST_SEEDS, TEST_SEEDS + test_size), sampler),
         name="doom-kills-per-life",
         n=aleph_size,
         description="ViZDoom defend_the_center policy, head biases/scales and temperature vs kills per life",

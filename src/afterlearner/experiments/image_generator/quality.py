@@ -8,7 +8,10 @@ and diversity. Its confidence (mean max-softmax probability) says how recognisab
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,20 @@ def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(features) < 2:
         raise ValueError("a Fréchet distance needs at least 2 samples")
     return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+@functools.cache
+def _blas_controller():  # -> threadpoolctl.ThreadpoolController (made once: finding the libraries is slow)
+    from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Numpy's BLAS on one thread inside the block (small matrices: threads would only wait)."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 def frechet_distance(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]) -> float:

@@ -1,5 +1,9 @@
 """The retrofit of one drawing: the simulated user's verdict as the ℵ-loss of an ordinary retrofit.
 
+The held-out loss is the same verdict from a second judge: one number about one image, with no items
+to resample, so the held-out gain is reported without an interval (the online curve over several
+targets, beside the row, is where the spread shows).
+
 The diffusers pipeline is imported when the task is built, not when this module is imported.
 """
 

@@ -1,4 +1,9 @@
-"""The speech-resynthesis ℵ-loss: synthesize each sentence, recognise it, score the word error rate."""
+"""The speech-resynthesis ℵ-loss: synthesize each sentence, recognise it, score the word error rate.
+
+The WER is a corpus metric (all errors over all reference words), not a mean of per-sentence WERs,
+so the loss shows its parts in the ``DatasetLoss`` interface, with the sentences as the items: the
+held-out gain's interval comes from recomputing the corpus WER on resampled sentences.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ class ResynthesisWER:
     The voice and decoding settings are read at call time, so an :class:`~afterlearner.Aleph` built
     with ``aleph.hyper(voice, ...)`` / ``aleph.hyper(decoding, ...)`` steers it. The model argument
     is ignored (the pipeline has no torch model).
+
+    Its parts, for the held-out interval: :meth:`outputs` (one transcript per sentence), ``targets``
+    (the normalised sentences), :meth:`metric` (the corpus WER of transcripts against those
+    sentences, any subset) and :meth:`score`; ``score(outputs())`` is ``loss()``, to the bit.
     """
 
     def __init__(
@@ -36,6 +45,7 @@ class ResynthesisWER:
             raise ValueError("ResynthesisWER needs at least one sentence")
         self.sentences = list(sentences)
         self.references = [normalise(sentence) for sentence in self.sentences]
+        self.targets = self.references
         self.voice = voice
         self.decoding = decoding
         self.recognizer = recognizer
@@ -46,3 +56,12 @@ class ResynthesisWER:
 
     def __call__(self, model: Any = None) -> float:
         return word_error_rate(self.references, self.transcripts())
+
+    def outputs(self, model: Any = None) -> list[str]:
+        return self.transcripts()
+
+    def metric(self, outputs: Sequence[str], targets: Sequence[str]) -> float:
+        return word_error_rate(targets, outputs)
+
+    def score(self, outputs: Sequence[str]) -> float:
+        return self.metric(outputs, self.targets)
