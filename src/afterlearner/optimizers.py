@@ -34,6 +34,9 @@ relative order of all its losses), so the smaller of the two is used.
 
 afterlearner always returns the best evaluated candidate, ties going to the latest (the rule
 Nevergrad's own best tracking uses), so the returned point is a function of those outcomes.
+
+``"auto"`` (the default) is resolved per run by :func:`auto` from the dimension, the budget and λ; it
+always picks a comparison-based optimizer and is counted in the ``ranking`` class.
 """
 
 from __future__ import annotations
@@ -54,7 +57,37 @@ OutcomeClass = Literal["parent", "parent-and-best", "particle", "ranking", "fixe
 PER_EVALUATION = {"parent-and-best": 3, "particle": 4}
 
 #: The default optimizer; chosen by measurement, see the README ("Choosing the default optimizer").
-DEFAULT_OPTIMIZER = "OnePlusOne"
+DEFAULT_OPTIMIZER = "auto"
+
+#: ``optimizer="auto"``: each run uses the optimizer :func:`auto` picks for its dimension, budget and λ.
+AUTO = "auto"
+#: :func:`auto`'s threshold: up to this many ℵ-scalars, large steps (see :func:`auto`).
+AUTO_SMALL_DIMENSION = 30
+
+
+def auto(dimension: int, budget: int, workers: int = 1) -> str:
+    """The optimizer ``optimizer="auto"`` runs: a pure function of the dimension, the budget and λ,
+    always a comparison-based optimizer of the ``ranking`` class (the bound of "auto" counts that
+    class's outcomes, which is never below the chosen optimizer's own count).
+
+    Chosen from ``bench/suite.py`` (the table is in ``docs/optimizers.md``), which measured budgets 50
+    to 200 at λ = 1; the budget and λ do not change the choice in that range (CMA's population is
+    ``max(λ, 4 + 3 ln d)``, so it uses any λ):
+
+    * one ℵ-scalar: ``OnePlusOne`` (Nevergrad's CMA needs a second dimension);
+    * up to :data:`AUTO_SMALL_DIMENSION` ℵ-scalars: ``LargeCMA``, CMA-ES whose first step is three
+      times each entry's step: the classifier tasks of the suite gain more, and keep more of it on
+      held-out data, with these larger first steps;
+    * above: ``DiagonalCMA``, CMA-ES with one step per ℵ-scalar starting at each entry's step, cheap
+      in thousands of dimensions, where large steps find nothing.
+    """
+    del budget, workers  # measured not to matter in the suite's range (see the docstring)
+    if dimension <= 1:
+        return "OnePlusOne"
+    if dimension <= AUTO_SMALL_DIMENSION:
+        return "LargeCMA"
+    return "DiagonalCMA"
+
 
 #: Short names for the optimizers people reach for first.
 ALIASES = {"random": "RandomSearch", "cma": "CMA", "1+1": "OnePlusOne", "de": "TwoPointsDE"}
@@ -86,9 +119,14 @@ class OptimizerInfo:
 
     def make(self, parametrization: ng.p.Parameter, budget: int, workers: int) -> Any:
         """A fresh Nevergrad optimizer on ``parametrization`` (seed it through the parametrization)."""
-        return ng.optimizers.registry[self.name](
+        name = self.resolve(parametrization.dimension, budget, workers)
+        return ng.optimizers.registry[name](
             parametrization=parametrization, budget=budget, num_workers=workers
         )
+
+    def resolve(self, dimension: int, budget: int, workers: int = 1) -> str:
+        """The Nevergrad optimizer a run of this one uses (``"auto"`` picks by :func:`auto`)."""
+        return auto(dimension, budget, workers) if self.name == AUTO else self.name
 
 
 def _outcome_class(name: str) -> OutcomeClass | None:
@@ -120,13 +158,15 @@ def _outcome_class(name: str) -> OutcomeClass | None:
 
 def available() -> list[str]:
     """Every optimizer name :func:`get` accepts."""
-    return sorted(ng.optimizers.registry) + sorted(ALIASES)
+    return [AUTO] + sorted(ng.optimizers.registry) + sorted(ALIASES)
 
 
 def get(name: str) -> OptimizerInfo:
     """Look an optimizer up by name; unknown names raise :class:`ConfigError` with close matches."""
     if not isinstance(name, str):
         raise ConfigError(f"optimizer must be a name, got {name!r}")
+    if name == AUTO:
+        return OptimizerInfo(AUTO, "ranking")
     resolved = ALIASES.get(name, name)
     if resolved not in ng.optimizers.registry:
         close = difflib.get_close_matches(name, available(), n=5, cutoff=0.6)

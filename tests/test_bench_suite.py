@@ -1,0 +1,175 @@
+"""The optimizer suite's machinery (bench/suite.py) on tiny tasks: records, ranks, tables."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import afterlearner as al
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import suite  # noqa: E402
+from suite_tasks import SuiteTask  # noqa: E402
+
+
+def tiny_task(seed: int) -> al.Task:
+    """A 4-class linear classifier on random data, its bias retrofitted for error rate (4 scalars)."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(120, 5, generator=generator)
+    y = (x[:, :4] + 0.8 * torch.randn(120, 4, generator=generator)).argmax(1).numpy()
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(5, 4)
+
+    def error(m: torch.nn.Module, part: slice) -> float:
+        return float((m(x[part]).argmax(1).numpy() != y[part]).mean())
+
+    return al.Task(
+        aleph=al.Aleph(model).add("bias", step=0.5),
+        loss=lambda m: error(m, slice(0, 60)),
+        test_loss=lambda m: error(m, slice(60, 120)),
+        name=f"tiny-{seed}",
+        n=60,
+    )
+
+
+TINY = [SuiteTask(f"tiny-{s}", "tiny linear classifier", s == 0, lambda s=s: tiny_task(s)) for s in (0, 1)]
+BUDGETS = (6, 10)
+SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    runners = [suite.EngineRunner("OnePlusOne"), suite.EngineRunner("DiagonalCMA")]
+    runners += [suite.RuleRunner("DiagonalCMA", ("mean", "top5")), suite.HandCMARunner()]
+    journal = tmp_path_factory.mktemp("suite") / "records.jsonl"
+    records, facts, skips = suite.run_suite(TINY, runners, SEEDS, BUDGETS, journal, log=lambda _: None)
+    return records, facts, skips, journal, runners
+
+
+def test_records_cover_every_task_method_budget_and_seed(ran):
+    records, facts, skips, _, _ = ran
+    methods = {"OnePlusOne", "DiagonalCMA", "DiagonalCMA+mean", "DiagonalCMA+top5", suite.HAND_CMA}
+    cells = {(r.task, r.method, r.budget, r.seed) for r in records if not r.method.endswith(suite.LOOP)}
+    assert cells == {(t.name, m, b, s) for t in TINY for m in methods for b in BUDGETS for s in SEEDS}
+    assert set(facts) == {"tiny-0", "tiny-1"} and facts["tiny-0"]["dimension"] == 4 and not skips
+    assert all(math.isfinite(r.held_out) and math.isfinite(r.aleph) and r.ms_per_eval > 0 for r in records)
+    best = [r for r in records if r.method == "OnePlusOne"]
+    assert all(r.aleph <= facts[r.task]["trained_aleph"] for r in best)  # the engine never returns worse
+
+
+def test_bench_loop_reproduces_the_engine(ran):
+    records = ran[0]
+    loop = [r for r in records if r.method == "DiagonalCMA" + suite.LOOP]
+    engine = {(r.task, r.budget, r.seed): r for r in records if r.method == "DiagonalCMA"}
+    assert len(loop) == len(engine) == len(TINY) * len(BUDGETS) * len(SEEDS)
+    for record in loop:
+        twin = engine[(record.task, record.budget, record.seed)]
+        assert (twin.aleph, twin.held_out) == (record.aleph, record.held_out)
+    assert suite.loop_check(records) == (len(loop), len(loop))
+
+
+def test_one_run_gives_every_budget(ran):
+    """The engine runs once at the largest budget: its prefix is a run of each smaller budget (checked by
+    the runner on the first seed); the hand CMA loop's recommendation after b evaluations too."""
+    engine_runners = ran[4][:2]
+    assert all(runner.per_budget == {"tiny-0": False, "tiny-1": False} for runner in engine_runners)
+    built = suite.build(TINY[1])
+    once = suite.HandCMARunner().run(built, 1, BUDGETS)
+    each = [record for b in BUDGETS for record in suite.HandCMARunner().run(built, 1, [b])]
+    assert [(r.budget, r.aleph, r.held_out) for r in once] == [(r.budget, r.aleph, r.held_out) for r in each]
+
+
+def test_the_journal_resumes_without_running_again(ran):
+    records, facts, _, journal, runners = ran
+
+    class Refuse(suite.Runner):
+        methods = runners[0].methods
+
+        def run(self, *args):
+            raise AssertionError("the journal holds this cell")
+
+    again, facts_again, _ = suite.run_suite(TINY[:1], [Refuse()], SEEDS, BUDGETS, journal, log=lambda _: None)
+    assert {r for r in again} == {r for r in records if r.task == "tiny-0" and r.method == "OnePlusOne"}
+    assert facts_again["tiny-0"] == facts["tiny-0"]
+
+
+def test_ranks_by_hand():
+    def record(method, seed, held_out):
+        return suite.Record("t", method, 50, seed, held_out, 0.0, 1.0)
+
+    records = [
+        record("A", 0, 0.1),
+        record("B", 0, 0.2),
+        record("C", 0, 0.1),  # ties with A: both get (1 + 2) / 2
+        record("A", 1, 0.3),
+        record("B", 1, 0.2),
+        record("C", 1, 0.1),
+    ]
+    rank = suite.ranks(records)
+    assert [rank[("t", m, 50, 0)] for m in "ABC"] == [1.5, 3.0, 1.5]
+    assert [rank[("t", m, 50, 1)] for m in "ABC"] == [3.0, 2.0, 1.0]
+    summary = suite.summarize(records)
+    mean, half = summary.mean_rank("A")
+    assert mean == pytest.approx(2.25)
+    # the 95% t-interval over the 2 seeds' ranks 1.5 and 3: t(0.975, 1) · sd / √2
+    assert half == pytest.approx(12.7062047 * np.std([1.5, 3.0], ddof=1) / math.sqrt(2))
+    assert summary.mean_rank("C") == pytest.approx(
+        (1.25, 12.7062047 * np.std([1.5, 1.0], ddof=1) / math.sqrt(2))
+    )
+    assert suite.verdict(-0.5, 0.2) == "lower (holds)" and suite.verdict(-0.5, 0.6) == "not significant"
+
+
+def test_tables_have_their_structure(ran):
+    records, facts, skips, _, _ = ran
+    summary = suite.summarize(records)
+    header, rows = suite.overall_table(summary, facts, "OnePlusOne")
+    assert header[:2] == ["method", "mean rank"] and len(rows) == 5
+    assert all(len(row) == len(header) for row in rows)
+    ranks_shown = [float(row[1].split(" ± ")[0]) for row in rows]
+    assert ranks_shown == sorted(ranks_shown)  # best first
+    # the mean ranks of the methods, 5 per cell, average to (5 + 1) / 2
+    assert np.mean([summary.mean_rank(m)[0] for m in summary.methods]) == pytest.approx(3.0)
+    header, rows = suite.task_table(summary, "tiny-0", facts["tiny-0"], "OnePlusOne")
+    assert rows[0][0] == "(trained model)" and all(len(row) == len(header) for row in rows)
+    header, rows = suite.versus_table(summary, facts, "OnePlusOne", suite.HAND_CMA)
+    assert [row[0] for row in rows] == ["tiny-0"]  # the classifier tasks only
+    context = {"load_before": 1.0, "load_after": 1.0, "cpus": 2}
+    text = suite.render(records, facts, skips, "OnePlusOne", context)
+    for heading in ("## Overall", "## Per task", "### tiny-0", "### tiny-1", "## Notes"):
+        assert heading in text
+    assert "reproduced the engine on 8 of 8" in text
+
+
+def test_auto_always_picks_a_comparison_based_optimizer():
+    from afterlearner import optimizers
+
+    for dimension in (1, 2, 12, 30, 31, 51, 330, 2100, 100_000):
+        for budget in (1, 10, 50, 100, 200, 10_000):
+            for workers in (1, 4, 64):
+                name = optimizers.auto(dimension, budget, workers)
+                assert optimizers.get(name).comparison_based, (dimension, budget, workers, name)
+    info = optimizers.get("auto")
+    assert info.comparison_based and info.outcome_class == "ranking" and "auto" in optimizers.available()
+    assert [info.resolve(d, 100) for d in (1, 20, 31, 2100)] == [
+        "OnePlusOne",
+        "LargeCMA",
+        "DiagonalCMA",
+        "DiagonalCMA",
+    ]
+
+
+def test_auto_runs_in_the_engine():
+    task = tiny_task(0)
+    result = al.retrofit(task.aleph, task.loss, budget=12, optimizer="auto", seed=3, progress=False)
+    result.restore()
+    assert result.optimizer == "auto" and result.evaluations == 12 and result.bound(n=60) is not None
+    one = al.Aleph(torch.nn.Linear(2, 1)).add("bias")  # a single scalar: OnePlusOne
+    assert (
+        al.retrofit(one, lambda m: float(m.bias.abs()), budget=5, optimizer="auto", progress=False).best_loss
+        >= 0
+    )
