@@ -141,7 +141,7 @@ def task() -> al.Task:
         # Macro-F1 is not a mean of per-sample losses, so the bound computed from n is indicative.
         n=len(digits.y_aleph),
         budget=300,
-        optimizer=None,  # the command line's default, OnePlusOne
+        optimizer="OnePlusOne",  # the tightest bound; the default "auto" often finds more held out
         description="scikit-learn pipeline trained on imbalanced digits; per-class probability weights "
         "and a confidence threshold retrofitted for macro-F1",
     )

@@ -51,7 +51,9 @@ def test_result_bound_takes_the_kl_form_for_zero_one_losses() -> None:
     x = torch.randn(200, 4, generator=torch.Generator().manual_seed(2))
     y = (x[:, 0] > 0).long()
     aleph = al.Aleph(model).add("bias")
-    result = al.retrofit(aleph, al.DatasetLoss(x, y), budget=30, progress=False, n=200)
+    result = al.retrofit(
+        aleph, al.DatasetLoss(x, y), budget=30, progress=False, n=200, optimizer="OnePlusOne"
+    )
     assert result.zero_one
     hoeffding = bound_from_log_outcomes(30 * math.log(2), 200)
     assert result.bound() == pytest.approx(

@@ -48,7 +48,7 @@ def test_run_then_resume_then_show(tmp_path, capsys) -> None:
     plot = tmp_path / "curve.png"
     assert main(["show", str(store), "--plot", str(plot)]) == 0
     shown = capsys.readouterr().out
-    assert "finished" in shown and "25/25" in shown and "OnePlusOne" in shown
+    assert "finished" in shown and "25/25" in shown and "optimizer auto" in shown
     assert plot.exists()
 
 
@@ -95,4 +95,4 @@ def test_optimizers_lists_names_and_whether_the_bound_applies(capsys) -> None:
     assert "DiagonalCMA: comparison-based: ranking of evaluated points" in out
     assert main(["optimizers", "--comparison-based"]) == 0
     listed = capsys.readouterr().out
-    assert "OnePlusOne [default]: comparison-based" in listed and "NGOpt" not in listed
+    assert "auto [default]: comparison-based" in listed and "NGOpt" not in listed

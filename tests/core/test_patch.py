@@ -417,7 +417,16 @@ def test_best_of_store_across_runs_and_its_errors(tmp_path) -> None:
 def test_bound_metadata_matches_the_report_or_says_why_there_is_none(tmp_path) -> None:
     store = tmp_path / "run.sqlite"
     task = _patch_task()
-    al.retrofit(task.aleph, task.loss, budget=10, store=store, progress=False, n=task.n, name=task.name)
+    al.retrofit(
+        task.aleph,
+        task.loss,
+        budget=10,
+        store=store,
+        progress=False,
+        n=task.n,
+        name=task.name,
+        optimizer="OnePlusOne",
+    )
     with al.Store.open(store, readonly=True) as journal:
         reported = store_rows(journal)[0]["bound"]
     recorded = bound_metadata("OnePlusOne", 10, 1, 50)
@@ -481,7 +490,7 @@ def test_export_a_finished_store(tmp_path, capsys) -> None:
     assert np.array_equal(best.vector, row["best_vector"])
     patch = _assert_exported(out, PATCH_TASK, best.vector)
     meta = patch.metadata
-    assert meta["settings"]["optimizer"] == "OnePlusOne" and meta["settings"]["task"] == "patch-net"
+    assert meta["settings"]["optimizer"] == "auto" and meta["settings"]["task"] == "patch-net"
     assert meta["settings"]["run"] == 0 and meta["settings"]["run_status"] == "finished"
     assert meta["losses"] == {
         "initial_loss": row["initial_loss"],

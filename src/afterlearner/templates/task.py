@@ -154,7 +154,8 @@ def task() -> al.Task:
         # with it, so spend what the loss needs, not more.
         budget=100,
         # A Nevergrad optimizer name (`afterlearner optimizers` lists them and says whether the bound
-        # applies); None: OnePlusOne, the default. --optimizer overrides it.
+        # applies); None: "auto", the default (chosen on held-out data, docs/optimizers.md).
+        # --optimizer overrides it.
         optimizer=None,
         # One line saying what this task is, for people reading the file (`run` does not print it).
         description="toy three-class classifier trained on an imbalanced split, retrofitted for "

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from paths import ROOT  # noqa: E402
 
 import afterlearner as al
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(ROOT / "bench"))
 import suite  # noqa: E402
 from suite_tasks import SuiteTask  # noqa: E402
 
