@@ -122,15 +122,23 @@ def build(spec: SuiteTask) -> Built:
     task = spec.build()
     with torch.no_grad():
         trained_aleph = float(task.loss(task.aleph.model))
-        trained_held_out = float(task.test_loss(task.aleph.model))
+        trained_held_out = _scalar(task.test_loss(task.aleph.model))
     return Built(spec, task, len(task.aleph), trained_aleph, trained_held_out)
+
+
+def _scalar(value: object) -> float:
+    """A loss as one number: a held-out loss may return its per-sample losses (their mean is the loss)."""
+    array = np.asarray(
+        value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value, dtype=float
+    )
+    return float(array.mean()) if array.ndim == 1 and array.size > 1 else float(array.reshape(()))
 
 
 # -- evaluating candidates -----------------------------------------------------------------------------------
 def _loss_of(task: al.Task, loss: Callable[[Any], object], vector: np.ndarray) -> float:
     """The loss with ``vector`` written into the model; the model is given back as it was."""
     with task.aleph.applied(vector) as model, torch.no_grad():
-        value = float(loss(model))  # type: ignore[arg-type]
+        value = _scalar(loss(model))  # type: ignore[arg-type]
     return value if math.isfinite(value) else math.inf
 
 
