@@ -77,6 +77,8 @@ def retrofit(
     ``task_file`` (``"path/to/task.py:factory"``) is recorded in the store, for exports.
     """
     try:  # a given evaluator is retrofit's to close from here on, even if the settings are refused
+        if not isinstance(aleph, Aleph):  # the loss is called on aleph.model: a plain parameter has none
+            raise ConfigError(f"retrofit needs an afterlearner.Aleph, got {type(aleph).__name__}")
         if not callable(loss):
             raise ConfigError(f"loss must be callable as loss(model) -> float, got {type(loss).__name__}")
         engine = Retrofitter(

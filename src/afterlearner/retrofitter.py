@@ -259,7 +259,7 @@ class Retrofitter:
         try:
             if self.journal is not None:
                 self.journal.lock_writer()  # one writer per store: a second run is refused at once
-                extra = {"task": name, "n": n, **(settings or {})}
+                extra = {"task": name, "n": n, **self.extra_settings}
                 self.journal.bind(
                     settings_of(self.space, self.info.name, budget, workers, runs, seed, **extra)
                 )

@@ -245,3 +245,10 @@ def test_a_given_evaluator_is_closed_when_settings_or_store_are_refused(tiny_net
     with pytest.raises(StoreError, match="other settings"):
         al.retrofit(aleph, lambda m: 0.0, budget=2, seed=2, store=store, evaluator=evaluator, progress=False)
     assert evaluator.closed == 1
+
+
+def test_retrofit_refuses_a_space_that_is_not_an_aleph() -> None:
+    import nevergrad as ng
+
+    with pytest.raises(ConfigError, match="retrofit needs an afterlearner.Aleph, got Array"):
+        al.retrofit(ng.p.Array(init=np.zeros(2)), lambda model: 0.0, budget=3, progress=False)
