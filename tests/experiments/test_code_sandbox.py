@@ -172,15 +172,15 @@ def test_idle_sandboxes_are_reused_and_a_dead_one_is_replaced():
 def test_a_sandbox_that_breaks_during_a_program_is_replaced_and_the_program_run_again(monkeypatch):
     close_sandboxes()
     broken = []
-    original = sandbox._Sandbox.run
+    original = sandbox._Sandbox.send
 
-    def break_the_first(self, job, timeout):
+    def break_the_first(self, line):
         if not broken:  # the runner dies just as it gets its first program
             broken.append(self)
             signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        return original(self, job, timeout)
+        return original(self, line)
 
-    monkeypatch.setattr(sandbox._Sandbox, "run", break_the_first)
+    monkeypatch.setattr(sandbox._Sandbox, "send", break_the_first)
     assert run(GOOD) == [Outcome(True, ["6", "8"], "")]
     assert broken and broken[0] not in sandbox._POOL.idle
 
@@ -227,3 +227,77 @@ def test_honest_programs_meet_the_same_limits_as_before():
     )
     assert deep == Outcome(True, ["398"], "")
     assert too_deep.error.startswith("RecursionError") and printing.error.startswith("UnsupportedOperation")
+
+
+def test_a_sandbox_that_breaks_with_programs_queued_runs_each_of_them_once_more_at_most(monkeypatch):
+    close_sandboxes()
+    killed = []
+    original = sandbox._Sandbox.send
+
+    def break_on_the_second_job(self, line):
+        sent = original(self, line)
+        if len(killed) < 1 and self.wants_to_write() is False and b"+ 1\\n" in line:
+            killed.append(self)  # two jobs are in its hands: it dies with both
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        return sent
+
+    monkeypatch.setattr(sandbox._Sandbox, "send", break_on_the_second_job)
+    programs = [f"def f(a):\n    return a + {k}\n" for k in range(5)]
+    assert [o.outputs for o in run(*programs, workers=1)] == [[str(3 + k), str(4 + k)] for k in range(5)]
+    assert killed and killed[0] not in sandbox._POOL.idle
+
+
+def _reports(data: bytes) -> list:
+    fake = object.__new__(sandbox._Sandbox)
+    fake._buffer = data
+    found = []
+    while (report := fake.report()) is not None:
+        found.append(report)
+    return found + [fake._buffer]
+
+
+def test_the_runner_reports_are_read_in_order_and_anything_else_breaks_the_sandbox():
+    line = b'{"ok": true, "outputs": ["6"], "error": ""}\n'
+    stream = b"exit 0 %d\n%btimeout\nlong\nexit -9 0\nexit 0 5\nab" % (len(line), line)
+    assert _reports(stream) == [
+        ("exit", 0, line),
+        ("timeout", 0, b""),
+        ("long", 0, b""),
+        ("exit", -9, b""),
+        b"exit 0 5\nab",  # incomplete: wait for the rest
+    ]
+    for garbage in (b"ok\n", b"exit 0\n", b"exit x 1\n", b"exit 0 99999999\n", b"{" * 100, b"exit 0 1 2\n"):
+        with pytest.raises(sandbox._Garbled):
+            _reports(garbage)
+
+
+@pytest.mark.parametrize(
+    ("report", "error"),
+    [
+        (("timeout", 0, b""), "timeout: killed at the wall-clock limit"),
+        (("long", 0, b""), "sandbox: result too long"),
+        (
+            ("exit", -9, b'{"ok": true, "outputs": ["1", "2"], "error": ""}\n'),
+            "sandbox: program ended with status -9",
+        ),
+        (("exit", 0, b'{"ok": true, "outputs": ["1", "2"], "error": ""}\n' * 2), "sandbox: malformed result"),
+        (("exit", 0, b'{"ok": true, "outputs": ["1"], "error": ""}\n'), "sandbox: malformed result"),
+        (("exit", 0, b'{"ok": true, "outputs": [1, 2], "error": ""}\n'), "sandbox: malformed result"),
+        (("exit", 0, b'{"ok": false, "outputs": ["1", "2"], "error": ""}\n'), "sandbox: malformed result"),
+        (
+            ("exit", 0, b'{"ok": true, "outputs": ["1", "2"], "error": "", "x": 1}\n'),
+            "sandbox: malformed result",
+        ),
+        (("exit", 0, b"[" * 30000 + b"]" * 30000 + b"\n"), "sandbox: malformed result"),
+        (("exit", 0, b""), "sandbox: malformed result"),
+    ],
+)
+def test_the_caller_judges_what_a_child_wrote_and_how_it_ended(report, error):
+    assert sandbox.judge(*report, inputs=2) == Outcome(False, None, error)
+
+
+def test_a_well_formed_line_and_status_0_is_the_outcome():
+    good = b'{"ok": true, "outputs": ["1", "2"], "error": ""}\n'
+    assert sandbox.judge("exit", 0, good, inputs=2) == Outcome(True, ["1", "2"], "")
+    failed = b'{"ok": false, "outputs": null, "error": "ValueError: x"}\n'
+    assert sandbox.judge("exit", 0, failed, inputs=2) == Outcome(False, None, "ValueError: x")

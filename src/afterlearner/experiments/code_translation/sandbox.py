@@ -17,24 +17,28 @@ guard inside the Python process is relied on.
   child keeps no descriptor but ``/dev/null`` and its own result pipe, lowers its kernel limits
   (``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_NPROC`` = 0 so no process or thread can start,
   ``RLIMIT_FSIZE`` = 0, ``RLIMIT_NOFILE``, ``RLIMIT_MSGQUEUE`` = 0), runs the program and writes its
-  outcome to the pipe. The runner judges it from outside: exactly one well-formed line and exit
-  status 0, before a wall-clock deadline at which the child is killed. A child cannot reach the
+  outcome to the pipe. The runner passes on, unread, what the child wrote and how it ended, or that
+  it killed it at its wall-clock deadline; the caller accepts exactly one well-formed line and
+  exit status 0. A child cannot reach the
   runner: a signal sent from inside a PID namespace to its PID 1 is dropped unless PID 1 handles it
   (it handles none), and the runner is not dumpable, so it cannot be traced nor its memory read.
-* **One program at a time per sandbox**; a batch is spread over one sandbox per core. The caller
-  hands a sandbox one program at a time, reads its answer before a deadline, and kills and replaces
-  a sandbox that breaks (running that program once more). Idle sandboxes are kept for the next
-  batch; each one ends when the caller closes its stdin or dies, and is killed at exit.
+* **One program at a time per sandbox**; a batch is spread over a few sandboxes per core (a
+  program's path through one sandbox is serial, so several per core keep the cores busy). The
+  caller, outside, judges each report itself (:func:`judge`). From one thread it keeps each sandbox
+  a job ahead (:data:`PIPELINE`), reads the reports in order, and kills and replaces a sandbox that
+  breaks or misses the deadline of the program it runs (running that program once more). Idle
+  sandboxes are kept for the next batch; each one ends when the caller closes its stdin or dies,
+  and is killed at exit.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
 import json
 import math
 import os
-import queue
 import select
 import shutil
 import signal
@@ -57,12 +61,21 @@ STARTUP_SECONDS = 1.0
 ANSWER_GRACE = 5.0
 #: Time a new sandbox has to say it is ready.
 READY_TIMEOUT = 30.0
-#: Most bytes of one answer; more ends the program (or the sandbox) as a failure.
+#: Most bytes the caller buffers from one sandbox; more means a broken sandbox.
 MAX_ANSWER = 1 << 20
+#: Most bytes a program's child may write (the runner kills it beyond; see RUNNER).
+RESULT_LIMIT = 65536
+#: Jobs handed to a sandbox ahead of its answers, so that its runner never waits for the caller.
+PIPELINE = 2
+#: Sandboxes per core. A program's path is serial (the runner forks, the child runs, the runner
+#: reports), so one sandbox leaves its core idle while it waits; several per core overlap them.
+SANDBOXES_PER_CORE = 4
 NOBODY = 65534
 
-# The trusted runner, PID 1 of a sandbox. It reads one job per line on stdin and answers one
-# outcome per line on stdout. Each program runs in a forked child, judged from outside.
+# The trusted runner, PID 1 of a sandbox. It reads one job per line on stdin and reports, for each
+# in turn, how its forked child ended and the bytes it wrote (``exit CODE LENGTH``, a newline, the
+# bytes), or ``timeout`` (killed at the wall-clock limit) or ``long`` (more than 64 kB written).
+# The caller, outside the sandbox, judges the report (:func:`judge`).
 RUNNER = r"""
 import ctypes, gc, json, os, resource, select, signal, sys, time
 
@@ -134,29 +147,6 @@ def child(job, write_end):
         data = data[os.write(3, data):]
 
 
-def judge(data, status, job):
-    # The outcome is what the child wrote, if it wrote exactly one well-formed line and exited 0.
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        return {"ok": False, "outputs": None, "error": f"sandbox: program ended with status {code}"}
-    try:
-        if data.count(b"\n") != 1 or not data.endswith(b"\n"):
-            raise ValueError
-        entry = json.loads(data)
-        ok, outputs, error = entry.pop("ok"), entry.pop("outputs"), entry.pop("error")
-        if entry or not isinstance(ok, bool) or not isinstance(error, str) or len(error) > 300:
-            raise ValueError
-        if ok:
-            if not (isinstance(outputs, list) and len(outputs) == len(job["inputs"])
-                    and all(isinstance(o, str) and len(o) <= 200 for o in outputs)):
-                raise ValueError
-        elif outputs is not None:
-            raise ValueError
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return {"ok": False, "outputs": None, "error": "sandbox: malformed result"}
-    return {"ok": ok, "outputs": outputs, "error": error}
-
-
 def run(job):
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -173,7 +163,7 @@ def run(job):
     while reading or running:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            failure = "timeout: killed at the wall-clock limit"
+            failure = b"timeout\n"
             break
         waiting = [fd for fd, on in ((read_end, reading), (pidfd, running)) if on]
         ready = select.select(waiting, [], [], remaining)[0]
@@ -182,7 +172,7 @@ def run(job):
             reading = bool(chunk)
             data += chunk
             if len(data) > 65536:
-                failure = "sandbox: result too long"
+                failure = b"long\n"
                 break
         if pidfd in ready:
             running = False
@@ -192,8 +182,9 @@ def run(job):
     os.close(read_end)
     os.close(pidfd)
     if failure:
-        return {"ok": False, "outputs": None, "error": failure}
-    return judge(data, status, job)
+        return failure
+    # What the child wrote, as it wrote it, and how it ended: the caller judges both.
+    return b"exit %d %d\n" % (os.waitstatus_to_exitcode(status), len(data)) + data
 
 
 # Warm up on a harmless program of our own, then freeze the heap: a forked child then writes to
@@ -212,7 +203,7 @@ gc.freeze()
 CHANNEL_OUT.write(json.dumps({"ready": True, "uid": os.getuid()}).encode() + b"\n")
 CHANNEL_OUT.flush()
 for line in iter(CHANNEL_IN.readline, b""):
-    CHANNEL_OUT.write(json.dumps(run(json.loads(line))).encode() + b"\n")
+    CHANNEL_OUT.write(run(json.loads(line)))
     CHANNEL_OUT.flush()
 """
 
@@ -228,6 +219,43 @@ class Outcome:
 
 class SandboxUnavailable(RuntimeError):
     """The sandbox cannot be started here (bubblewrap missing, user namespaces refused...)."""
+
+
+class _Garbled(Exception):
+    """The runner wrote something that is not a report: the sandbox is broken."""
+
+
+def judge(kind: str, code: int, data: bytes, inputs: int) -> Outcome:
+    """The outcome of a program from what the runner saw of its child, judged here, outside the sandbox.
+
+    It is what the child wrote if that is exactly one well-formed line (``ok``, ``outputs``: one
+    string of at most 200 characters per input, ``error``) and the child then exited with status 0
+    before its deadline; otherwise the program failed.
+    """
+    if kind == "timeout":
+        return Outcome(False, None, "timeout: killed at the wall-clock limit")
+    if kind == "long":
+        return Outcome(False, None, "sandbox: result too long")
+    if code != 0:
+        return Outcome(False, None, f"sandbox: program ended with status {code}")
+    malformed = Outcome(False, None, "sandbox: malformed result")
+    if data.count(b"\n") != 1 or not data.endswith(b"\n"):
+        return malformed
+    try:
+        entry = json.loads(data)
+        ok, outputs, error = entry.pop("ok"), entry.pop("outputs"), entry.pop("error")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return malformed
+    if entry or not isinstance(ok, bool) or not isinstance(error, str) or len(error) > 300:
+        return malformed
+    if ok:
+        if not (isinstance(outputs, list) and len(outputs) == inputs):
+            return malformed
+        if not all(isinstance(output, str) and len(output) <= 200 for output in outputs):
+            return malformed
+    elif outputs is not None:
+        return malformed
+    return Outcome(ok, outputs, error)
 
 
 def _world_executable(path: str) -> bool:
@@ -424,6 +452,7 @@ class _Sandbox:
         self._stderr = tempfile.TemporaryFile()
         self._errors = ""
         self._buffer = b""
+        self._outgoing = b""
         self._pidfd: int | None = None
         try:
             self.process = subprocess.Popen(
@@ -470,34 +499,78 @@ class _Sandbox:
                 "kernel.unprivileged_userns_clone=1 where that exists; on Ubuntu 24.04 and later, "
                 "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)."
             )
+        os.set_blocking(self.process.stdin.fileno(), False)
+        os.set_blocking(self.fileno(), False)
 
     def alive(self) -> bool:
         return self.process.poll() is None and not select.select([self._pidfd], [], [], 0)[0]
 
-    def run(self, job: dict, timeout: float) -> Outcome | None:
-        """The outcome of ``job``, or None if the sandbox broke or did not answer in ``timeout`` s."""
+    def send(self, line: bytes) -> bool:
+        """Queue one job line for the runner and write what the pipe takes now; False if it is gone."""
+        self._outgoing += line
+        return self.flush()
+
+    def wants_to_write(self) -> bool:
+        return bool(self._outgoing)
+
+    def flush(self) -> bool:
+        """Write queued job lines without blocking; False if the sandbox's stdin is gone."""
         try:
-            self.process.stdin.write(json.dumps(job).encode() + b"\n")
-            self.process.stdin.flush()
+            while self._outgoing:
+                written = os.write(self.process.stdin.fileno(), self._outgoing)
+                self._outgoing = self._outgoing[written:]
+        except BlockingIOError:
+            pass
         except OSError:
-            return None
-        answer = self._answer(timeout)
+            return False
+        return True
+
+    def fileno(self) -> int:
+        """The runner's report stream, for :func:`select.select`."""
+        return self.process.stdout.fileno()
+
+    def receive(self) -> bool:
+        """Read what the runner has written; False at end of stream or past :data:`MAX_ANSWER` bytes."""
         try:
-            ok, outputs, error = answer["ok"], answer["outputs"], answer["error"]
-        except (TypeError, KeyError):
+            chunk = os.read(self.fileno(), 1 << 16)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        self._buffer += chunk
+        return bool(chunk) and len(self._buffer) <= MAX_ANSWER
+
+    def report(self) -> tuple[str, int, bytes] | None:
+        """The runner's next complete report, ``(kind, exit code, bytes)``, or None if not all there yet.
+
+        ``kind`` is ``"exit"`` (the child ended with that code, having written those bytes),
+        ``"timeout"`` or ``"long"``. Raises :class:`_Garbled` on anything else (a broken runner).
+        """
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            if len(self._buffer) > 64:
+                raise _Garbled
             return None
-        valid = isinstance(ok, bool) and isinstance(error, str)
-        if ok:
-            valid &= isinstance(outputs, list) and len(outputs) == len(job["inputs"])
-            valid &= all(isinstance(output, str) for output in outputs or [])
-        else:
-            valid &= outputs is None
-        return Outcome(ok, outputs, error) if valid else None
+        header = self._buffer[:end].split(b" ")
+        if header in ([b"timeout"], [b"long"]):
+            self._buffer = self._buffer[end + 1 :]
+            return header[0].decode(), 0, b""
+        try:
+            kind, code, length = header[0], int(header[1]), int(header[2])
+        except (IndexError, ValueError) as error:
+            raise _Garbled from error
+        if kind != b"exit" or not 0 <= length <= RESULT_LIMIT or len(header) != 3:
+            raise _Garbled
+        if len(self._buffer) < end + 1 + length:
+            return None
+        data = self._buffer[end + 1 : end + 1 + length]
+        self._buffer = self._buffer[end + 1 + length :]
+        return "exit", code, data
 
     def _answer(self, timeout: float) -> object | None:
-        """The next line the sandbox writes, parsed, or None (no line in ``timeout`` s, or garbage)."""
+        """The next line the sandbox writes, parsed as JSON; None if none in ``timeout`` s, or garbage."""
         deadline = time.monotonic() + timeout
-        stdout = self.process.stdout.fileno()
+        stdout = self.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or len(self._buffer) > MAX_ANSWER:
@@ -513,6 +586,10 @@ class _Sandbox:
             return json.loads(line)
         except ValueError:
             return None
+
+    def has_unread(self) -> bool:
+        """True if the runner wrote more than it was asked for."""
+        return bool(self._buffer)
 
     def errors(self) -> str:
         """What bwrap or the runner wrote on stderr (why a sandbox did not start)."""
@@ -575,7 +652,7 @@ class _Pool:
 
     def give_back(self, sandbox: _Sandbox) -> None:
         with self.lock:
-            if len(self.idle) < len(os.sched_getaffinity(0)):
+            if len(self.idle) < most_sandboxes():
                 self.idle.append(sandbox)
                 return
         sandbox.close(grace=1.0)
@@ -605,9 +682,14 @@ def close_sandboxes() -> None:
     _POOL.close()
 
 
+def most_sandboxes() -> int:
+    """Sandboxes a batch uses at most, and the pool keeps: :data:`SANDBOXES_PER_CORE` per available core."""
+    return SANDBOXES_PER_CORE * len(os.sched_getaffinity(0))
+
+
 def default_workers(programs: int) -> int:
-    """Sandboxes for a batch: one per available core, but no more than one per 8 programs."""
-    return max(1, min(len(os.sched_getaffinity(0)), math.ceil(programs / 8)))
+    """Sandboxes for a batch: :func:`most_sandboxes`, but no more than one per 8 programs."""
+    return max(1, min(most_sandboxes(), math.ceil(programs / 8)))
 
 
 def run_functions(
@@ -624,59 +706,123 @@ def run_functions(
     Returns one :class:`Outcome` per program. Each program runs in its own process with its own
     limits (``call_timeout`` per call, ``memory`` bytes of address space, ``cpu_seconds`` of CPU
     time); whatever it does, it fails alone. The programs are spread over ``workers`` sandboxes
-    running in parallel (by default one per core). Raises :class:`SandboxUnavailable` if no
+    running in parallel (by default :func:`default_workers`). Raises :class:`SandboxUnavailable` if no
     sandbox can be started here.
     """
     if len(programs) != len(inputs):
         raise ValueError(f"{len(programs)} programs but {len(inputs)} input lists")
     if not programs:
         return []
-    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for index in range(len(programs)):
-        pending.put(index)
-    outcomes: list[Outcome | None] = [None] * len(programs)
-    problems: list[BaseException] = []
-
-    def work() -> None:
-        sandbox = None
-        try:
-            while not problems:
-                try:
-                    index = pending.get_nowait()
-                except queue.Empty:
-                    break
-                wall = call_timeout * (len(inputs[index]) + 1) + STARTUP_SECONDS
-                job = {
-                    "code": programs[index],
-                    "inputs": inputs[index],
-                    "function": function,
-                    "limits": {"call": call_timeout, "memory": memory, "cpu": cpu_seconds, "wall": wall},
-                }
-                outcome = None
-                for _ in range(2):  # a sandbox that breaks is replaced, and the program run again once
-                    sandbox = sandbox or _POOL.take()
-                    outcome = sandbox.run(job, wall + ANSWER_GRACE)
-                    if outcome is not None:
-                        break
-                    sandbox.close()
-                    sandbox = None
-                outcomes[index] = outcome or Outcome(False, None, "sandbox: no answer, sandbox replaced")
-            if sandbox is not None:
-                _POOL.give_back(sandbox)
-                sandbox = None
-        except BaseException as problem:  # noqa: BLE001 - handed to the caller below
-            problems.append(problem)
-        finally:
-            if sandbox is not None:  # interrupted mid-program: its state is unknown
-                sandbox.close()
-
+    walls = [call_timeout * (len(values) + 1) + STARTUP_SECONDS for values in inputs]
+    lines = [
+        json.dumps(
+            {
+                "code": code,
+                "inputs": values,
+                "function": function,
+                "limits": {"call": call_timeout, "memory": memory, "cpu": cpu_seconds, "wall": wall},
+            }
+        ).encode()
+        + b"\n"
+        for code, values, wall in zip(programs, inputs, walls, strict=True)
+    ]
     count = min(workers or default_workers(len(programs)), len(programs))
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(count - 1)]
-    for thread in threads:
-        thread.start()
-    work()
-    for thread in threads:
-        thread.join()
-    if problems:
-        raise problems[0]
-    return [outcome for outcome in outcomes if outcome is not None]
+    return _Batch(lines, walls, [len(values) for values in inputs]).run(count)
+
+
+class _Lane:
+    """One sandbox of a batch, the programs handed to it (in order) and when its first one must end."""
+
+    def __init__(self, sandbox: _Sandbox) -> None:
+        self.sandbox: _Sandbox | None = sandbox
+        self.queued: collections.deque[int] = collections.deque()
+        self.deadline = math.inf
+
+
+class _Batch:
+    """Runs a batch over a few sandboxes from this one thread: each gets up to :data:`PIPELINE` jobs
+    ahead, answers in order, and is replaced if it breaks or misses the deadline of the program it
+    is running (that program is then run once more; the others queued there go back to the queue)."""
+
+    def __init__(self, lines: list[bytes], walls: list[float], inputs: list[int]) -> None:
+        self.lines, self.walls, self.inputs = lines, walls, inputs
+        self.pending = collections.deque(range(len(lines)))
+        self.outcomes: list[Outcome | None] = [None] * len(lines)
+        self.retried: set[int] = set()
+        self.left = len(lines)
+
+    def run(self, count: int) -> list[Outcome]:
+        lanes: list[_Lane] = []
+        try:
+            for _ in range(count):
+                lanes.append(_Lane(_POOL.take()))
+            while self.left:
+                self._hand_out(lanes)
+                self._wait(lanes)
+        except BaseException:
+            for lane in lanes:  # interrupted: a sandbox with programs in hand is in an unknown state
+                if lane.sandbox is not None and lane.queued:
+                    lane.sandbox.close()
+                    lane.sandbox = None
+            raise
+        finally:
+            for lane in lanes:
+                if lane.sandbox is not None:
+                    _POOL.give_back(lane.sandbox)
+        return [outcome for outcome in self.outcomes if outcome is not None]
+
+    def _hand_out(self, lanes: list[_Lane]) -> None:
+        for lane in lanes:
+            while self.pending and len(lane.queued) < PIPELINE:
+                if lane.sandbox is None:
+                    lane.sandbox = _POOL.take()
+                index = self.pending.popleft()
+                if not lane.queued:
+                    lane.deadline = time.monotonic() + self.walls[index] + ANSWER_GRACE
+                lane.queued.append(index)
+                if not lane.sandbox.send(self.lines[index]):
+                    self._replace(lane)
+                    break
+
+    def _wait(self, lanes: list[_Lane]) -> None:
+        busy = [lane for lane in lanes if lane.queued and lane.sandbox is not None]
+        timeout = max(0.0, min(lane.deadline for lane in busy) - time.monotonic())
+        sandboxes = [lane.sandbox for lane in busy]
+        writing = [sandbox for sandbox in sandboxes if sandbox.wants_to_write()]
+        readable, writable, _ = select.select(sandboxes, writing, [], timeout)
+        for lane in busy:
+            sandbox = lane.sandbox
+            assert sandbox is not None
+            healthy = sandbox.flush() if sandbox in writable else True
+            if healthy and sandbox in readable:
+                healthy = sandbox.receive()
+                try:
+                    while lane.queued and (report := sandbox.report()) is not None:
+                        index = lane.queued.popleft()
+                        self.outcomes[index] = judge(*report, self.inputs[index])
+                        self.left -= 1
+                        if lane.queued:
+                            lane.deadline = time.monotonic() + self.walls[lane.queued[0]] + ANSWER_GRACE
+                except _Garbled:
+                    healthy = False
+                healthy = healthy and not (not lane.queued and sandbox.has_unread())
+            if lane.queued and (not healthy or time.monotonic() > lane.deadline):
+                self._replace(lane)
+            elif not healthy:
+                sandbox.close()
+                lane.sandbox = None
+
+    def _replace(self, lane: _Lane) -> None:
+        """Close a broken sandbox: its current program runs again once (then fails), the rest go back."""
+        assert lane.sandbox is not None
+        lane.sandbox.close()
+        lane.sandbox = None
+        current, *others = lane.queued
+        lane.queued.clear()
+        self.pending.extendleft(reversed(others))
+        if current in self.retried:
+            self.outcomes[current] = Outcome(False, None, "sandbox: no answer, sandbox replaced")
+            self.left -= 1
+        else:
+            self.retried.add(current)
+            self.pending.appendleft(current)

@@ -21,6 +21,7 @@ give the corpus BLEU of that resample exactly, without translating or tokenising
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,11 @@ from afterlearner.space import Aleph
 from afterlearner.task import Task
 
 Metric = Literal["ca", "bleu"]
-ALEPH_SEED, TEST_SEED = 1, 2
-ALEPH_PROGRAMS, TEST_PROGRAMS = 100, 200
-REDUCED_ALEPH_PROGRAMS, REDUCED_TEST_PROGRAMS = 16, 16
+#: Seeds of the three evaluation splits: the ℵ-set (searched), the validation split (where the
+#: ℵ-space is chosen, see :mod:`.choose_aleph`) and the held-out set (only reported).
+ALEPH_SEED, TEST_SEED, VALIDATION_SEED = 1, 2, 3
+ALEPH_PROGRAMS, VALIDATION_PROGRAMS, TEST_PROGRAMS = 100, 300, 600
+REDUCED_ALEPH_PROGRAMS, REDUCED_VALIDATION_PROGRAMS, REDUCED_TEST_PROGRAMS = 16, 16, 16
 #: Unit inputs per program for computational accuracy.
 UNIT_INPUTS = 6
 
@@ -265,16 +268,55 @@ def translation_task(
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _training_sources() -> frozenset[str]:
+    """The JavaScript of every training program (generated again: a few seconds, once per process)."""
+    from afterlearner.experiments.code_translation.train import (
+        EVAL_PROGRAMS,
+        EVAL_SEEDS,
+        TRAIN_PROGRAMS,
+        TRAIN_SEED,
+    )
+
+    excluded = {p.javascript for seed in EVAL_SEEDS for p in generate(EVAL_PROGRAMS, seed)}
+    return frozenset(p.javascript for p in generate(TRAIN_PROGRAMS, TRAIN_SEED)) - excluded
+
+
+def _fresh(seed: int, count: int, excluded: set[str]) -> list[Program]:
+    """The first ``count`` programs of ``seed`` whose source is not in ``excluded`` nor in training."""
+    training = _training_sources()
+    programs: list[Program] = []
+    pool = count
+    while len(programs) < count:
+        pool = 2 * pool + 64
+        programs = [
+            p for p in generate(pool, seed) if p.javascript not in excluded and p.javascript not in training
+        ][:count]
+    return programs
+
+
+@functools.lru_cache(maxsize=2)
+def _splits(reduced: bool) -> tuple[tuple[Program, ...], tuple[Program, ...], tuple[Program, ...]]:
+    """(ℵ-set, validation split, held-out set): disjoint, and none of their programs occurs in training."""
+    aleph_count = REDUCED_ALEPH_PROGRAMS if reduced else ALEPH_PROGRAMS
+    validation_count = REDUCED_VALIDATION_PROGRAMS if reduced else VALIDATION_PROGRAMS
+    test_count = REDUCED_TEST_PROGRAMS if reduced else TEST_PROGRAMS
+    aleph = _fresh(ALEPH_SEED, aleph_count, set())
+    seen = {p.javascript for p in aleph}
+    validation = _fresh(VALIDATION_SEED, validation_count, seen)
+    seen |= {p.javascript for p in validation}
+    return tuple(aleph), tuple(validation), tuple(_fresh(TEST_SEED, test_count, seen))
+
+
 def experiment_cases(reduced: bool = False) -> tuple[list[Case], list[Case]]:
     """The ℵ-set and the held-out set (disjoint, and excluded from training)."""
-    aleph_count = REDUCED_ALEPH_PROGRAMS if reduced else ALEPH_PROGRAMS
-    test_count = REDUCED_TEST_PROGRAMS if reduced else TEST_PROGRAMS
-    aleph_programs = generate(aleph_count, ALEPH_SEED)
-    seen = {p.javascript for p in aleph_programs}
-    test_programs = [p for p in generate(test_count + aleph_count, TEST_SEED) if p.javascript not in seen][
-        :test_count
-    ]
-    return make_cases(aleph_programs), make_cases(test_programs)
+    aleph, _, test = _splits(reduced)
+    return make_cases(aleph), make_cases(test)
+
+
+def validation_cases(reduced: bool = False) -> list[Case]:
+    """The validation split: where the ℵ-space is chosen, so that the held-out set decides nothing."""
+    return make_cases(_splits(reduced)[1])
 
 
 def make_task(
