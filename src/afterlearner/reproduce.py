@@ -30,7 +30,7 @@ from afterlearner.formatting import fmt
 from afterlearner.heldout import Gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
-from afterlearner.task import Task
+from afterlearner.task import Task, measured_loss
 
 #: The confidence level of the reported bound.
 DELTA = 0.05
@@ -156,7 +156,7 @@ def _search(
     """The retrofit itself, in ``processes`` worker processes (each building the task) or in this one."""
     evaluator, _ = make_evaluator(
         task.aleph,
-        task.loss,
+        measured_loss(task),
         workers=experiment.workers,
         processes=processes if processes > 1 else None,
         spec=experiment.task_spec(),
@@ -175,6 +175,7 @@ def _search(
         progress=progress,
         name=task.name or experiment.name,
         evaluator=evaluator,
+        guards=task.guards,
     )
 
 
