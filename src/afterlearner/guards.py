@@ -153,7 +153,7 @@ class GuardCheck:
 
         text = f"{self.name} (tolerance {self.tolerance:g}): ℵ {pair(self.trained, self.retrofitted)}"
         if self.held is not None:
-            verdict = "within tolerance" if self.held else "BROKEN on held-out data"
+            verdict = "within tolerance" if self.held else "NOT within tolerance on held-out data"
             text += f"; held-out {pair(self.test_trained, self.test_retrofitted)}, {verdict}"
         return text
 

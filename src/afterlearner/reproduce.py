@@ -30,6 +30,7 @@ from afterlearner.formatting import fmt
 from afterlearner.heldout import Gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
+from afterlearner.guards import GuardCheck
 from afterlearner.task import Task, measured_loss
 
 #: The confidence level of the reported bound.
@@ -128,6 +129,8 @@ def run_experiment(
         "n": task.n,
         "evaluations": result.evaluations,
         "failures": result.failures,
+        "infeasible": result.infeasible,
+        "guards": [check.as_dict() for check in result.guard_checks],
         "aleph_before": _finite(result.initial_loss),
         "aleph_after": _finite(result.best_loss),
         "test_before": _finite(result.test_initial),
@@ -280,6 +283,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
         )
         if row.get("bound_note"):
             lines += ["", f"Bound: {row['bound_note']}"]
+        if row.get("guards"):
+            lines += ["", f"Guards ({row.get('infeasible', 0)} infeasible candidates, never returned):", ""]
+            lines += [f"- {GuardCheck.from_dict(check).describe()}" for check in row["guards"]]
         extras = sorted(set(row.get("extra_before", {})) | set(row.get("extra_after", {})))
         if extras:
             lines += ["", "| held-out metric | trained | retrofitted |", "|---|---|---|"]
