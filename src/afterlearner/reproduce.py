@@ -27,10 +27,10 @@ from afterlearner.errors import ConfigError
 from afterlearner.evaluators import make_evaluator
 from afterlearner.experiments.base import Experiment
 from afterlearner.formatting import fmt
+from afterlearner.guards import GuardCheck
 from afterlearner.heldout import Gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
-from afterlearner.guards import GuardCheck
 from afterlearner.task import Task, measured_loss
 
 #: The confidence level of the reported bound.
