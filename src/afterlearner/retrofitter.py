@@ -61,6 +61,8 @@ from afterlearner.store import Evaluation, Store, best_evaluation
 MAX_CONSECUTIVE_FAILURES = 20
 #: With ``distinct_from_best``: how many times in a row the optimizer may re-propose the best so far.
 MAX_DUPLICATES = 1000
+#: Runs shorter than this never end with a final centroid (see ``Retrofitter._final_centroid``).
+MIN_CENTROID_BUDGET = 10
 #: The status of a retrofit still under way.
 RUNNING = "running"
 
@@ -122,6 +124,7 @@ class _Slot:
     out: bool = False  # handed out by ask() in this process
     asked_before: bool = False  # handed out by an earlier process and never told (journal)
     asked_at: float = 0.0
+    standardized: np.ndarray | None = None  # the candidate in the optimizer's standardized space
 
 
 @dataclass
@@ -141,6 +144,7 @@ class _Run:
     failures: int = 0
     infeasible: int = 0
     reference: dict[str, float] | None = None  # the trained model's guard losses (evaluation 0)
+    standardized: dict[int, np.ndarray] = field(default_factory=dict)  # by index (final centroid)
     best_loss: float | None = None
     new_evaluations: int = 0
     wall_time: float | None = None  # frozen when the run ends, stops or fails
@@ -676,10 +680,17 @@ class Retrofitter:
         best = run.best() if self.distinct_from_best else None
         size = 1 if start == 0 and self.guards else self.workers  # guards: the reference comes first
         for j in range(min(size, self.budget - start)):
-            parameter, vector = self._ask_one(run, best)
+            centroid = self._final_centroid(run, start + j)
+            if centroid is not None:
+                parameter, vector, standardized = None, *centroid
+            else:
+                parameter, vector = self._ask_one(run, best)
+                standardized = self._standardized(run, parameter)
             if start + j == 0:
                 vector = self.space.start.copy()  # exactly the trained model (a log scale may round it)
-            slot = _Slot(parameter, start + j, vector)
+            slot = _Slot(parameter, start + j, vector, standardized=standardized)
+            if standardized is not None:
+                run.standardized[slot.index] = standardized
             journaled = run.journaled.get(slot.index)
             asked = run.asked.get(slot.index)
             for stored in (journaled.vector if journaled is not None else None, asked):
@@ -696,6 +707,39 @@ class Retrofitter:
             else:
                 slot.asked_before = asked is not None
             run.batch.append(slot)
+
+    def _standardized(self, run: _Run, parameter: Any) -> np.ndarray | None:
+        if not self._centroid_size:
+            return None
+        return parameter.get_standardized_data(reference=run.optimizer.parametrization)
+
+    def _final_centroid(self, run: _Run, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The last evaluation of a run, for an optimizer with a final centroid (``"auto"``): the
+        centroid, in the optimizer's standardized space, of the k best feasible candidates told so
+        far (ties to the latest), or None (not the last evaluation, too few candidates, or the
+        engine runs a feedback session).
+
+        Which candidates are the k best is a function of the ranking of the losses, so the bound of
+        the ``ranking`` class covers it; the run still returns its best evaluated candidate, which is
+        this centroid when its ℵ-loss is no worse than the best's (``docs/optimizers.md``).
+        """
+        k = self._centroid_size
+        if not k or index != self.budget - 1 or self.budget < MIN_CENTROID_BUDGET:
+            return None
+        told = [e for e in run.outcome.history if e.ok and e.idx in run.standardized]
+        if len(told) < k:
+            return None
+        order = sorted(told, key=lambda e: (e.loss, -e.idx))[:k]
+        centroid = np.mean([run.standardized[e.idx] for e in order], axis=0)
+        reference = run.optimizer.parametrization
+        value = reference.spawn_child().set_standardized_data(centroid, reference=reference).value
+        return self.space.to_vector(value), centroid
+
+    @property
+    def _centroid_size(self) -> int:
+        if self.start_loss is not None or self.distinct_from_best:
+            return 0  # a feedback session: every candidate is the optimizer's
+        return self.info.final_centroid
 
     def _ask_one(self, run: _Run, best: Evaluation | None) -> tuple[Any, np.ndarray]:
         """One candidate from the optimizer; with ``distinct_from_best``, never the best so far."""
@@ -739,7 +783,8 @@ class Retrofitter:
             if evaluation.ok:
                 run.worst = max(run.worst, evaluation.loss)  # type: ignore[type-var]
             run.failures_in_a_row = run.failures_in_a_row + 1 if evaluation.failed else 0
-            run.optimizer.tell(slot.parameter, evaluation.loss if evaluation.ok else _penalty(run.worst))
+            if slot.parameter is not None:  # the final centroid is the engine's, not the optimizer's
+                run.optimizer.tell(slot.parameter, evaluation.loss if evaluation.ok else _penalty(run.worst))
             run.outcome.history.append(evaluation)
             if run.failures_in_a_row >= self.max_failures:
                 run.batch = batch[batch.index(slot) + 1 :]
