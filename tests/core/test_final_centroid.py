@@ -1,4 +1,4 @@
-"""``auto`` ends each run with the centroid of its 5 best candidates (the suite's best recommendation rule)."""
+"""``auto`` ends each run with the centroid of its 5 best candidates (the suite's best rule)."""
 
 from __future__ import annotations
 

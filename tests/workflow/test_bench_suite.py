@@ -178,9 +178,8 @@ def test_auto_runs_in_the_engine():
 @pytest.mark.slow
 def test_every_suite_task_builds_with_disjoint_losses():
     """The suite's own tasks build from the library as it is now (a renamed module breaks them)."""
-    from suite_tasks import TASKS
-
     import suite
+    from suite_tasks import TASKS
 
     for spec in TASKS:
         built = suite.build(spec)
