@@ -19,6 +19,8 @@ from afterlearner.errors import (
     TaskError,
     TooManyFailures,
 )
+from afterlearner.evaluators.base import Measured
+from afterlearner.guards import Guard
 from afterlearner.losses import DatasetLoss
 from afterlearner.patch import Patch, apply_patch, best_of_store, read_patch, save_patch
 from afterlearner.result import RetrofitResult
@@ -36,6 +38,8 @@ __all__ = [
     "Candidate",
     "ConfigError",
     "DatasetLoss",
+    "Guard",
+    "Measured",
     "Patch",
     "PatchError",
     "RetrofitResult",

@@ -14,6 +14,7 @@ from rich.table import Table
 from afterlearner import history
 from afterlearner.bound import bound_of
 from afterlearner.formatting import fmt
+from afterlearner.guards import GuardCheck
 from afterlearner.heldout import HeldOut, Interval, fmt_gain
 from afterlearner.result import RetrofitResult
 from afterlearner.space import labels_of
@@ -57,9 +58,16 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     ]
     if held is not None:
         rows.append(("held-out gain [95% interval]", fmt_gain(held.gain)))
+    rows += [(f"guard {check.name}", check.describe().split(": ", 1)[1]) for check in result.guard_checks]
+    counted = f"{result.evaluations} ({result.failures}" + (
+        f", {result.infeasible} infeasible)" if result.guard_checks else ")"
+    )
     rows += [
-        ("evaluations (failed)", f"{result.evaluations} ({result.failures})"),
-        ("optimizer", f"{result.optimizer}, λ={result.workers}, runs={result.runs}, seed={result.seed}"),
+        ("evaluations (failed" + (", infeasible)" if result.guard_checks else ")"), counted),
+        (
+            "optimizer",
+            f"{_optimizer_name(result)}, λ={result.workers}, runs={result.runs}, seed={result.seed}",
+        ),
         ("wall time", f"{result.wall_time:.1f} s"),
     ]
     if result.n is not None:
@@ -76,6 +84,21 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     elif result.already_complete:
         rows.append(("status", "already complete: read from the store, nothing evaluated"))
     return rows
+
+
+def _optimizer_name(result: RetrofitResult) -> str:
+    """``auto (LargeCMA + final centroid)``: what "auto" ran for this ℵ-space, budget and λ."""
+    from afterlearner import optimizers
+
+    info = optimizers.get(result.optimizer)
+    if info.name != optimizers.AUTO:
+        return result.optimizer
+    picked = info.resolve(len(result.aleph), result.budget, result.workers)
+    return (
+        f"auto ({picked} + final centroid)"
+        if result.budget >= optimizers.CENTROID_MIN_BUDGET
+        else f"auto ({picked})"
+    )
 
 
 def print_result(result: RetrofitResult, title: str = "retrofit", console: Console | None = None) -> None:
@@ -101,6 +124,7 @@ def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:
                 delta,
                 settings.get("runs", 1),
                 loss,
+                guards=len(settings.get("guards") or {}),
             )
             if settings.get("optimizer")
             else None
@@ -120,6 +144,9 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
         f"[bold]{store.path}[/bold]: task {settings.get('task') or '-'}, {dims} ℵ-scalars, "
         f"optimizer {settings['optimizer']}, budget {settings['budget']}, λ={settings['workers']}, "
         f"runs {settings['runs']}, seed {settings['seed']}, n={settings.get('n') or '-'}"
+        + "".join(
+            f", guard {name} (tolerance {tol:g})" for name, tol in (settings.get("guards") or {}).items()
+        )
     )
     table = Table()
     for column in (
@@ -134,11 +161,16 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
         "bound ε",
     ):
         table.add_column(column, justify="right")
+    alive, killed = store.writer_alive(), []
     for row in store_rows(store, delta):
         held = HeldOut.from_dict(row["held_out"]) if row.get("held_out") else None
+        status = row["status"]
+        if status == "running" and not alive:
+            status = "killed"
+            killed.append(row["run_index"])
         table.add_row(
             str(row["run_index"]),
-            row["status"],
+            status,
             f"{row['evaluations']}/{settings['budget']}",
             fmt(row["initial_loss"]),
             fmt(row["best_loss"]),
@@ -148,6 +180,13 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
             "-" if row["bound"] is None else f"{row['bound']:.3f}",
         )
     console.print(table)
+    for run_index in killed:
+        console.print(
+            f"run {run_index}: killed (marked running, but no process holds the store): run again to resume"
+        )
+    for row in store_rows(store, delta):
+        for check in row.get("guards") or []:
+            console.print(f"run {row['run_index']}: guard {GuardCheck.from_dict(check).describe()}")
 
 
 # -- each run's best candidate by name (``show --values``) ----------------------------------------
@@ -203,8 +242,10 @@ def values_lines(
 
 
 def _run_headline(run: dict[str, Any], evaluations: list[Evaluation], best: history.Best | None) -> str:
-    failed = sum(not evaluation.ok for evaluation in evaluations)
-    where = f"run {run['run_index']} ({run['status']}, {len(evaluations)} evaluations, {failed} failed)"
+    failed = sum(evaluation.failed for evaluation in evaluations)
+    infeasible = sum(evaluation.status == "infeasible" for evaluation in evaluations)
+    more = f", {infeasible} infeasible" if infeasible else ""
+    where = f"run {run['run_index']} ({run['status']}, {len(evaluations)} evaluations, {failed} failed{more})"
     if best is None:
         return f"{where}: no successful evaluation yet"
     which = "" if best.index is None else f" at evaluation {best.index}"
