@@ -18,6 +18,7 @@ from afterlearner.experiments.code_translation.model import (
     pad,
 )
 from afterlearner.experiments.code_translation.task import (
+    SharedTranslations,
     TranslationLoss,
     bleu,
     computational_accuracy,
@@ -207,3 +208,51 @@ def test_hf_seq2seq_from_a_local_directory(tmp_path):
     assert output_tokens("def f(a):\n    return a\n")[:3] == ["def", "f", "("]
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_hf_translator(tmp_path)
+
+
+def test_guarded_retrofit_never_returns_a_candidate_with_lower_bleu():
+    task = make_task(reduced=True, guards=True)
+    assert task.name == "code-translation-ca-guarded" and set(task.guards) == {"bleu"}
+    bleu_guard, tolerance, held_out_bleu = task.guards["bleu"]
+    trained_bleu = bleu_guard(task.aleph.model)
+    result = retrofit(
+        task.aleph,
+        task.loss,
+        budget=12,
+        optimizer="DiagonalCMA",
+        seed=0,
+        progress=False,
+        test_loss=task.test_loss,
+        n=task.n,
+        guards=task.guards,
+    )
+    assert tolerance == 0.0 and result.evaluations == 12
+    assert bleu_guard(task.aleph.model) <= trained_bleu  # on the ℵ-set, BLEU did not drop
+    (check,) = result.guard_checks
+    assert check.name == "bleu" and check.test_trained is not None
+    with pytest.raises(ValueError, match="metric must be 'ca'"):
+        make_task(reduced=True, metric="bleu", guards=True)
+
+
+def test_shared_translations_translate_a_candidate_once():
+    translator = load_translator()
+    cases = make_cases(grammar.generate(4, seed=9))
+    calls = []
+    original = translator.translate
+
+    def counting(sources):
+        calls.append(len(sources))
+        return original(sources)
+
+    translator.translate = counting
+    shared = SharedTranslations()
+    ca = TranslationLoss(translator, cases, "ca", shared)
+    bleu_loss = TranslationLoss(translator, cases, "bleu", shared)
+    first = (ca(), bleu_loss())
+    assert calls == [4] and (ca(), bleu_loss()) == first
+    translator.beam_size = 3  # another candidate: translated again
+    ca()
+    with torch.no_grad():
+        translator.model.decoder.norm.weight.mul_(1.5)
+    bleu_loss()
+    assert calls == [4, 4, 4]

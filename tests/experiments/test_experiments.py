@@ -31,6 +31,7 @@ NAMES = sorted(experiments.registry())
 OLD_HELD_OUT: dict[str, Any] = {
     "depth": lambda task: 1.0 - task.test_loss.metrics(task.aleph.model)["delta1"],
     "code-translation-ca": lambda task: 1.0 - task.test_loss.metrics()["computational accuracy"],
+    "code-translation-ca-guarded": lambda task: 1.0 - task.test_loss.metrics()["computational accuracy"],
     "code-translation-bleu": lambda task: 1.0 - task.test_loss.metrics()["BLEU"] / 100.0,
     "image-generator": lambda task: task.test_loss.metrics(task.aleph.model)["frechet distance"],
     "doom": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
@@ -44,6 +45,7 @@ OLD_HELD_OUT: dict[str, Any] = {
 PARTS = {
     "depth": "per_sample",  # 1 − δ1 per scene
     "code-translation-ca": "per_sample",  # 0/1 per program
+    "code-translation-ca-guarded": "per_sample",
     "doom": "per_sample",  # − kills per episode
     "code-translation-bleu": "outputs",  # BLEU statistics per program
     "image-generator": "outputs",  # judge features per generated sample

@@ -34,4 +34,11 @@ BLEU = dataclasses.replace(
     task_options={"metric": "bleu"},
     bound_note="indicative only: corpus BLEU is not a mean of per-program losses in [0, 1]",
 )
-EXPERIMENTS = (COMPUTATIONAL_ACCURACY, BLEU)
+GUARDED = dataclasses.replace(
+    COMPUTATIONAL_ACCURACY,
+    name="code-translation-ca-guarded",
+    title="Code translation (JavaScript → Python, small transformer) retrofitted for computational accuracy "
+    "with BLEU guarded (it may not get worse)",
+    task_options={"metric": "ca", "guards": True},
+)
+EXPERIMENTS = (COMPUTATIONAL_ACCURACY, BLEU, GUARDED)
