@@ -786,6 +786,8 @@ class _Batch:
 
     def _wait(self, lanes: list[_Lane]) -> None:
         busy = [lane for lane in lanes if lane.queued and lane.sandbox is not None]
+        if not busy:  # every sandbox broke as it was handed its jobs: hand them out again
+            return
         timeout = max(0.0, min(lane.deadline for lane in busy) - time.monotonic())
         sandboxes = [lane.sandbox for lane in busy]
         writing = [sandbox for sandbox in sandboxes if sandbox.wants_to_write()]
