@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,8 @@ from afterlearner.experiments.code_translation.model import (
     pad,
 )
 from afterlearner.experiments.code_translation.task import (
+    ALEPH_CHOICES,
+    DEFAULT_ALEPH,
     SharedTranslations,
     TranslationLoss,
     bleu,
@@ -27,6 +30,7 @@ from afterlearner.experiments.code_translation.task import (
     make_cases,
     make_task,
     translation_task,
+    validation_cases,
 )
 from afterlearner.experiments.code_translation.tokens import (
     EOS,
@@ -124,7 +128,9 @@ def test_committed_translator_translates_and_sets_are_disjoint():
 def test_reduced_retrofit(metric):
     task = make_task(reduced=True, metric=metric)
     translator = task.loss.translator
-    assert len(task.aleph) == 2 + 4 * 64 and task.n == 16
+    scalars = {"ca": 2 + len(translator.target), "bleu": 2 + 4}  # output-bias; one factor per norm gain
+    assert DEFAULT_ALEPH == {"ca": "output-bias", "bleu": "norms"}
+    assert len(task.aleph) == scalars[metric] and task.n == 16
     assert last_decoder_norms(translator.model) == [
         "decoder.layers.1.norm1.weight",
         "decoder.layers.1.norm2.weight",
@@ -156,6 +162,7 @@ def test_other_aleph_choices():
     from afterlearner.experiments.code_translation.task import translation_aleph
 
     assert len(translation_aleph(translator, "decoding")) == 2
+    assert len(translation_aleph(translator, "norms-elementwise")) == 2 + 4 * 64
     assert len(translation_aleph(load_translator(), "norms")) == 6
     assert len(translation_aleph(load_translator(), "output-bias")) == 2 + len(translator.target)
     with pytest.raises(ValueError, match="aleph must be one of"):
@@ -256,3 +263,41 @@ def test_shared_translations_translate_a_candidate_once():
         translator.model.decoder.norm.weight.mul_(1.5)
     bleu_loss()
     assert calls == [4, 4, 4]
+
+
+@pytest.mark.slow
+def test_the_three_splits_are_disjoint_and_none_of_their_programs_was_trained_on():
+    from afterlearner.experiments.code_translation import task as task_module
+    from afterlearner.experiments.code_translation.train import training_pairs
+
+    trained = {tuple(source) for source, _ in training_pairs()}
+    for reduced, sizes in ((True, (16, 16, 16)), (False, (100, 300, 600))):
+        programs = task_module._splits(reduced)
+        splits = [[tuple(javascript_tokens(p.javascript)) for p in split] for split in programs]
+        assert tuple(len(set(split)) for split in splits) == sizes
+        aleph, validation, test = (set(split) for split in splits)
+        assert not (aleph & validation or aleph & test or validation & test)
+        assert not (aleph | validation | test) & trained
+    assert len(validation_cases(reduced=True)) == 16
+
+
+def test_the_aleph_space_is_chosen_by_its_validation_gain_then_by_fewer_scalars():
+    from afterlearner.experiments.code_translation.choose_aleph import Trial, choose, table
+
+    def trial(aleph: str, scalars: int, gain: float) -> Trial:
+        return Trial("ca", aleph, scalars, 200, 0.77, 0.7, 0.8, 0.8 - gain, gain, -0.01, 0.05, 0.5)
+
+    trials = [trial("wide", 258, 0.01), trial("small", 6, 0.02), trial("mid", 57, 0.02)]
+    assert choose(trials).aleph == "small"
+    assert "| **small** (chosen) | 6 |" in table(trials)
+
+
+def test_the_default_aleph_spaces_are_the_recorded_validation_choices():
+    from afterlearner.experiments.code_translation.choose_aleph import Trial, choose
+
+    recorded = Path(__file__).parents[2] / "docs" / "results" / "code-translation-aleph-choice.json"
+    trials = [Trial(**row) for row in json.loads(recorded.read_text())]
+    for metric in ("ca", "bleu"):
+        of_metric = [t for t in trials if t.metric == metric]
+        assert {t.aleph for t in of_metric} == set(ALEPH_CHOICES)
+        assert choose(of_metric).aleph == DEFAULT_ALEPH[metric]

@@ -259,7 +259,7 @@ def last_decoder_norms(model: nn.Module) -> list[str]:
 
 #: The default ℵ-space of each metric: the choice with the largest gain on the validation split
 #: (``python -m afterlearner.experiments.code_translation.choose_aleph``; docs/code_translation.md).
-DEFAULT_ALEPH: dict[str, str] = {"ca": "norms-elementwise", "bleu": "norms-elementwise"}
+DEFAULT_ALEPH: dict[str, str] = {"ca": "output-bias", "bleu": "norms"}
 
 
 def translation_aleph(translator: Translates, choice: str = "norms-elementwise", max_beam: int = 6) -> Aleph:
