@@ -8,6 +8,7 @@ gradient-free optimizer improve them within a small budget, journaled, resumable
     result = al.retrofit(aleph, loss, budget=200, store="run.sqlite", test_loss=test_loss)
 """
 
+import afterlearner.presets as presets
 from afterlearner import _compat  # noqa: F401  (NGOpt with numpy >= 2.4)
 from afterlearner.bound import generalization_bound
 from afterlearner.errors import (
@@ -51,6 +52,7 @@ __all__ = [
     "best_of_store",
     "generalization_bound",
     "load_task",
+    "presets",
     "read_patch",
     "retrofit",
     "save_patch",

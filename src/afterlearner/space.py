@@ -391,6 +391,28 @@ class Aleph:
         parts = ", ".join(f"{e.name}[{e.size}]" for e in self.entries)
         return f"Aleph({len(self)} scalars: {parts})"
 
+    def describe(self) -> str:
+        """The chosen entries for people, one line each: name, what is searched, ℵ-scalars, step, range.
+
+        ``afterlearner suggest`` prints it for a task; :func:`afterlearner.presets.describe` lists the
+        groups one could choose instead.
+        """
+        lines = [f"ℵ-space: {len(self)} ℵ-scalars in {len(self.entries)} entries"]
+        width = max((len(entry.name) for entry in self.entries), default=0)
+        for entry in self.entries:
+            if isinstance(entry, TensorEntry):
+                what = f"{'offsets' if entry.mode == 'offset' else 'factors'} per {entry.per}"
+                low, high, step = entry.low, entry.high, f"step {entry.step:.3g}"
+            else:
+                assert isinstance(entry, HyperEntry)
+                kind = "integer" if entry.integer else "value"
+                what = f"{kind}{', log scale' if entry.log else ''}, starts at {entry.original}"
+                low, high, step = entry.low, entry.high, ""
+            bounds = "" if low is None and high is None else f"in [{low}, {high}]"
+            extra = ", ".join(part for part in (step, bounds) if part)
+            lines.append(f"  {entry.name:<{width}}  {entry.size:>6}  {what}{f' ({extra})' if extra else ''}")
+        return "\n".join(lines)
+
     def check(self) -> None:
         """Raise :class:`SpaceError` if nothing is searched."""
         if not self.entries:

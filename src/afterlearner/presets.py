@@ -1,0 +1,580 @@
+"""Presets: the usual ℵ-parameter choices, found in a model by its layers, and a menu of them.
+
+Choosing the ℵ-parameters is the one decision the method leaves to the user (docs/tasks.md,
+"Choosing the ℵ-parameters"), and the same few choices come back in most retrofits: the output
+layer's bias and per-class scales, the gains of normalization layers, a scale and shift of the
+output, the decoding knobs of a generator. Each function here finds them in a model and adds them
+to an :class:`~afterlearner.space.Aleph` as ordinary entries, with the steps and ranges the search
+needs, so everything else in the library (stores, patches, the prefix cache, batching) sees the
+same entries as a hand-written ``aleph.add(...)``.
+
+Layers are recognized by their class name, which TorchScript keeps (``original_name``), so the
+presets work alike on an ``nn.Module``, on ``torch.jit.script``/``torch.jit.load`` modules and on
+converted ones (onnx2torch builds ``nn.Linear``, ``nn.Conv2d``, ``nn.BatchNorm2d``).
+
+Every model preset takes a model (and starts a new ``Aleph(model)``) or an ``Aleph`` (and adds to
+it), and returns the ``Aleph``, so presets chain::
+
+    aleph = presets.norm_gains(presets.classifier_head(model), pattern="encoder.*")
+
+:func:`suggest` lists the candidate groups of a model with their sizes, and :func:`describe` prints
+them as a menu (``afterlearner suggest FILE.py:factory`` on the command line).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from afterlearner.errors import SpaceError
+from afterlearner.space import Aleph, Per
+
+__all__ = [
+    "GENERATION_KNOBS",
+    "Knob",
+    "OutputAffine",
+    "Suggestion",
+    "classifier_head",
+    "describe",
+    "generation",
+    "layer_kind",
+    "norm_gains",
+    "norm_layers",
+    "output_affine",
+    "suggest",
+]
+
+#: Class names of normalization layers: LayerNorm, BatchNorm1d/2d/3d, GroupNorm, InstanceNorm2d,
+#: RMSNorm, and the custom ones of many model zoos (T5LayerNorm, LlamaRMSNorm, OnnxBatchNorm).
+_NORM = re.compile(r"Norm(\dd)?$")
+#: Class names of layers whose weight is (outputs, inputs, 1, ...): a linear map per output unit.
+_AFFINE = {"Linear", "NonDynamicallyQuantizableLinear", "Conv1d", "Conv2d", "Conv3d"}
+
+
+def layer_kind(module: nn.Module) -> str:
+    """The class name of a layer, also for a TorchScript module (which keeps it as ``original_name``)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return str(getattr(module, "original_name", type(module).__name__))
+    return type(module).__name__
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _own_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters and buffers a module holds itself (not those of its submodules)."""
+    tensors = {name: t for name, t in module.named_buffers(recurse=False) if t is not None}
+    tensors.update((name, t) for name, t in module.named_parameters(recurse=False) if t is not None)
+    return tensors
+
+
+def _is_affine(module: nn.Module) -> bool:
+    """A Linear layer or a pointwise (kernel 1) convolution: one row of weights per output unit."""
+    if not (isinstance(module, nn.Linear) or layer_kind(module) in _AFFINE):
+        return False
+    weight = _own_tensors(module).get("weight")
+    return weight is not None and weight.dim() >= 2 and all(k == 1 for k in weight.shape[2:])
+
+
+def _affine_layers(model: nn.Module) -> list[str]:
+    return [name for name, module in model.named_modules() if _is_affine(module)]
+
+
+def _last_affine(model: nn.Module) -> str:
+    layers = _affine_layers(model)
+    if not layers:
+        raise SpaceError(
+            f"{layer_kind(model)} has no Linear layer or pointwise convolution: name the output layer "
+            "with layer=..."
+        )
+    return layers[-1]
+
+
+def _module(model: nn.Module, name: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise SpaceError(f"{layer_kind(model)} has no submodule {name!r}{hint}")
+    return modules[name]
+
+
+def _aleph_of(target: nn.Module | Aleph) -> tuple[Aleph, nn.Module]:
+    """The Aleph to add to (a new one for a model) and its model."""
+    if isinstance(target, Aleph):
+        if target.model is None:
+            raise SpaceError("this Aleph has no model: create it as Aleph(model) to use a model preset")
+        return target, target.model
+    if isinstance(target, nn.Module):
+        return Aleph(target), target
+    raise SpaceError(f"a preset needs a torch model or an Aleph, got {type(target).__name__}")
+
+
+def _shift_per(tensor: torch.Tensor, per_output: bool) -> Per:
+    """One shift for the whole tensor, except that a one-element tensor is searched as its element."""
+    return "element" if per_output or tensor.numel() == 1 else "tensor"
+
+
+# -- the output layer ---------------------------------------------------------------------------
+def classifier_head(
+    target: nn.Module | Aleph,
+    layer: str | None = None,
+    bias: bool = True,
+    scales: Per | None = "row",
+    low: float | None = None,
+    high: float | None = None,
+) -> Aleph:
+    """The output layer's bias (offsets) and one factor per output unit (per class) on its weights.
+
+    The right choice when the trained model ranks well but decides badly for the metric: a
+    classifier trained on imbalanced classes judged on balanced error, a detector judged on recall
+    at a precision, a threshold moved by a new deployment. The offsets move each class's score, the
+    factors stretch it; the features are untouched, so it needs little data (2 × classes scalars).
+
+    ``layer`` names the output layer; by default it is the last ``Linear`` (or pointwise
+    convolution) in ``model.named_modules()`` order, which is the output layer of most classifiers.
+    ``scales``: ``"row"`` (one factor per class), ``"column"`` (one per input feature: re-weights
+    the features, which changes the ranking of the samples too), ``"tensor"`` (one factor, a
+    temperature on the scores) or ``None`` (offsets only); ``low``/``high`` bound the factors.
+    The bias is searched as offsets (``bias=False`` leaves it out; a layer without one gets none).
+    """
+    aleph, model = _aleph_of(target)
+    name = _last_affine(model) if layer is None else layer
+    own = _own_tensors(_module(model, name))
+    if "weight" not in own:
+        raise SpaceError(f"{name or 'the model'} ({layer_kind(_module(model, name))}) has no weight")
+    added = False
+    if bias and "bias" in own:
+        aleph.add(_join(name, "bias"))
+        added = True
+    if scales is not None:
+        aleph.add(_join(name, "weight"), mode="scale", per=scales, low=low, high=high)
+        added = True
+    if not added:
+        raise SpaceError(f"{name}: no bias and scales=None: nothing to search")
+    return aleph
+
+
+def output_affine(
+    target: nn.Module | Aleph,
+    layer: str | None = None,
+    per: Literal["tensor", "output"] = "tensor",
+    scale_step: float | None = None,
+    shift_step: float | None = None,
+) -> Aleph:
+    """A scale and a shift of the model's output: 2 scalars (or 2 per output with ``per="output"``).
+
+    The right choice when the output is a quantity judged by a threshold or a ratio and is off by a
+    systematic factor or level: calibration of a regressor ("within ±15%"), depth from a new camera
+    (δ1), a score whose level moved. It is the smallest ℵ-space that can express such a correction.
+
+    Where it goes, in this order:
+
+    * a module holding its own ``scale`` and ``shift`` tensors (an :class:`OutputAffine` wrapper,
+      or any model that applies ``scale · y + shift`` itself): those are searched;
+    * otherwise the last affine layer (or ``layer=``): a factor on its weights and an offset on its
+      bias, so the output becomes ``s · Wx + b + t``, an affine map of the layer's output
+      (``s · y + t'`` with ``t' = t + (1 − s) · b``). This is exact when the model's output is
+      an affine function of that layer's (a regression head, logits); when a non-linearity follows
+      (a sigmoid, a clamp), wrap the model in :class:`OutputAffine` instead.
+
+    Factors start at 1 with step ``scale_step`` (default 0.1); the shift starts at 0 with step
+    ``shift_step``, which should be given in output units (e.g. a tenth of the targets' spread):
+    by default it is half the bias's root-mean-square, or 0.01 for a zero shift.
+    """
+    aleph, model = _aleph_of(target)
+    name = layer
+    if name is None:
+        own = _own_tensors(model)
+        name = "" if "scale" in own and "shift" in own else _last_affine_or_hint(model)
+    own = _own_tensors(_module(model, name))
+    per_output = per == "output"
+    if per not in ("tensor", "output"):
+        raise SpaceError(f"per must be 'tensor' or 'output', got {per!r}")
+    if "scale" in own and "shift" in own:
+        scale, shift = "scale", "shift"
+    elif "weight" in own and "bias" in own:
+        scale, shift = "weight", "bias"
+    else:
+        raise SpaceError(
+            f"{name or 'the model'} ({layer_kind(_module(model, name))}) has neither scale and shift nor "
+            "weight and bias: wrap the model in presets.OutputAffine(model)"
+        )
+    scale_per: Per = ("row" if own[scale].dim() else "element") if per_output else "tensor"
+    aleph.add(_join(name, scale), mode="scale", per=scale_per, step=scale_step)
+    aleph.add(_join(name, shift), per=_shift_per(own[shift], per_output), step=shift_step)
+    return aleph
+
+
+def _last_affine_or_hint(model: nn.Module) -> str:
+    try:
+        return _last_affine(model)
+    except SpaceError as error:
+        raise SpaceError(f"{error}, or wrap the model in presets.OutputAffine(model)") from None
+
+
+class OutputAffine(nn.Module):
+    """``scale · model(...) + shift``: an output scale and shift for a model that has no place for one.
+
+    Wrap a model whose output is not an affine function of its last layer (a sigmoid or a clamp at
+    the end, a TorchScript module that cannot be edited) and call :func:`output_affine` on the
+    wrapper. ``outputs=None`` gives one scale and one shift; ``outputs=k`` gives one per entry of
+    the output's last dimension. At scale 1 and shift 0 the wrapper returns the model's output
+    unchanged (``y · 1 + 0``). The wrapped model is ``wrapper.model``, so its parameters are named
+    ``model.<name>`` in the wrapper's Aleph.
+    """
+
+    def __init__(
+        self, model: nn.Module, scale: float = 1.0, shift: float = 0.0, outputs: int | None = None
+    ) -> None:
+        super().__init__()
+        self.model = model
+        shape = () if outputs is None else (outputs,)
+        self.scale = nn.Parameter(torch.full(shape, float(scale)), requires_grad=False)
+        self.shift = nn.Parameter(torch.full(shape, float(shift)), requires_grad=False)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self.model(*args, **kwargs) * self.scale + self.shift
+
+
+# -- normalization layers -----------------------------------------------------------------------
+def norm_layers(model: nn.Module, pattern: str = "*") -> list[str]:
+    """Names of the normalization layers with a gain or a bias whose name matches ``pattern`` (a glob)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if _NORM.search(layer_kind(module))
+        and fnmatch.fnmatchcase(name, pattern)
+        and ({"weight", "bias"} & set(_own_tensors(module)))
+    ]
+
+
+def norm_gains(
+    target: nn.Module | Aleph,
+    pattern: str = "*",
+    per: Literal["tensor", "channel"] = "tensor",
+    gains: bool = True,
+    biases: bool = True,
+) -> Aleph:
+    """The gains (as factors) and biases (as offsets) of the normalization layers matching ``pattern``.
+
+    The right choice when the inputs' statistics moved (a new sensor, noise, another domain) and
+    the layers deep in the network should pass on more or less of what they see, while the learned
+    features stay: LayerNorm, BatchNorm, GroupNorm, InstanceNorm and RMSNorm layers (by class
+    name, also in TorchScript and converted modules). ``pattern`` is a glob on module names
+    (``"encoder.*"``, ``"blocks.*.norm1"``).
+
+    ``per="tensor"``: one factor and one offset per layer (2 scalars a layer: the safest with a
+    small ℵ-set); ``per="channel"``: one per channel (2 × channels a layer). ``gains=False`` or
+    ``biases=False`` leave either out.
+    """
+    if per not in ("tensor", "channel"):
+        raise SpaceError(f"per must be 'tensor' or 'channel', got {per!r}")
+    aleph, model = _aleph_of(target)
+    names = norm_layers(model, pattern)
+    if not names:
+        found = norm_layers(model)
+        hint = f"; its normalization layers: {', '.join(found[:8])}" if found else ""
+        raise SpaceError(f"no normalization layer of {layer_kind(model)} matches {pattern!r}{hint}")
+    each: Per = "tensor" if per == "tensor" else "element"
+    for name in names:
+        own = _own_tensors(_module(model, name))
+        if gains and "weight" in own:
+            aleph.add(_join(name, "weight"), mode="scale", per=each)
+        if biases and "bias" in own:
+            aleph.add(_join(name, "bias"), per=each)
+    return aleph
+
+
+# -- decoding knobs -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Knob:
+    """A decoding knob: its default when unset, its search range, and when it has an effect."""
+
+    attribute: str
+    default: float
+    low: float
+    high: float
+    log: bool
+    integer: bool
+    sampling: bool  # only used when sampling (do_sample)
+    reason: str
+
+
+#: The decoding knobs :func:`generation` searches, with the defaults Hugging Face uses when unset.
+GENERATION_KNOBS: tuple[Knob, ...] = (
+    Knob("temperature", 1.0, 0.1, 5.0, True, False, True, "sharpens (< 1) or flattens (> 1) sampling"),
+    Knob("top_p", 1.0, 0.05, 1.0, False, False, True, "samples from the most probable mass p only"),
+    Knob("top_k", 50, 1, 500, True, True, True, "samples from the k most probable tokens only"),
+    Knob("repetition_penalty", 1.0, 0.5, 2.0, True, False, False, "> 1 discourages repeating tokens"),
+    Knob("length_penalty", 1.0, -2.0, 3.0, False, False, False, "beam scores: > 0 favours longer outputs"),
+    Knob("num_beams", 1, 1, 8, False, True, False, "beam width: more beams search further, cost more"),
+)
+_KNOBS = {knob.attribute: knob for knob in GENERATION_KNOBS}
+
+
+def _config_of(source: Any) -> Any:
+    """A model's ``generation_config``, or the object itself."""
+    if not isinstance(source, Mapping) and getattr(source, "generation_config", None) is not None:
+        return source.generation_config
+    return source
+
+
+def _lookup(owner: Any, attribute: str) -> tuple[bool, Any]:
+    if isinstance(owner, Mapping):
+        return attribute in owner, owner.get(attribute)
+    return hasattr(owner, attribute), getattr(owner, attribute, None)
+
+
+def _knob_state(owner: Any, knob: Knob) -> tuple[float | None, str]:
+    """The knob's starting value, or None and why it is left out."""
+    has, value = _lookup(owner, knob.attribute)
+    if not has:
+        return None, "not an attribute of this object"
+    if knob.sampling:
+        has_sample, do_sample = _lookup(owner, "do_sample")
+        if has_sample and not do_sample:
+            return None, "used only when sampling, and do_sample is not set"
+    if value is None:
+        return float(knob.default), "unset: starts at its default"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, f"{value!r} is not a number"
+    if knob.log and value <= 0:
+        return None, f"{value} turns it off"
+    return float(value), ""
+
+
+def generation(
+    config: Any,
+    aleph: Aleph | None = None,
+    knobs: Iterable[str] | None = None,
+) -> Aleph:
+    """The decoding knobs of a generator: temperature, top-p, top-k, repetition and length penalties, beams.
+
+    The right choice when a generative model (a translator, a captioner, a language model) is good
+    but its outputs are judged on a metric decoding was not tuned for (BLEU, word error rate, unit
+    tests passed): the knobs change what is generated without touching a weight, and cost nothing
+    to restore. ``config`` is a Hugging Face ``GenerationConfig``, a model holding one
+    (``model.generation_config``), a dict of generation keyword arguments, or any object with such
+    attributes; only the knobs it has are searched (:data:`GENERATION_KNOBS` lists them with their
+    ranges). Temperature, top-k and the repetition penalty are searched on a log scale, top-k and
+    the number of beams as integers.
+
+    By default every knob that has an effect is added: the sampling ones (temperature, top-p,
+    top-k) only when ``do_sample`` is set (or the object has no ``do_sample``). A knob left unset
+    (``None``: "the library's default") is first set to that default, which is what generation
+    uses for it, so the search starts from the model as it decodes. ``knobs=[...]`` chooses the
+    knobs by name and refuses one that would have no effect. ``aleph`` adds them to an existing
+    ``Aleph`` (one with the model's tensors, say); by default a new ``Aleph()`` without a model.
+    """
+    owner = _config_of(config)
+    aleph = Aleph() if aleph is None else aleph
+    chosen = GENERATION_KNOBS if knobs is None else [_knob_named(name) for name in knobs]
+    for knob in chosen:
+        value, why = _knob_state(owner, knob)
+        if value is None:
+            if knobs is None:
+                continue
+            raise SpaceError(f"{knob.attribute}: {why}")
+        if _lookup(owner, knob.attribute)[1] is None:
+            start = int(value) if knob.integer else value
+            if isinstance(owner, MutableMapping):
+                owner[knob.attribute] = start
+            else:
+                setattr(owner, knob.attribute, start)
+        aleph.hyper(
+            owner,
+            knob.attribute,
+            low=min(knob.low, value),
+            high=max(knob.high, value),
+            log=knob.log,
+            integer=knob.integer,
+        )
+    return aleph
+
+
+def _knob_named(name: str) -> Knob:
+    if name not in _KNOBS:
+        raise SpaceError(f"unknown decoding knob {name!r}; known: {', '.join(_KNOBS)}")
+    return _KNOBS[name]
+
+
+# -- the menu -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Suggestion:
+    """One candidate group of ℵ-parameters: where it is, how many ℵ-scalars, how to add it, and why."""
+
+    group: str
+    where: str
+    size: int
+    call: str
+    reason: str
+
+
+def _layer_label(model: nn.Module, name: str) -> str:
+    module = _module(model, name)
+    weight = _own_tensors(module)["weight"]
+    kernel = " 1×1" if weight.dim() > 2 else ""
+    return f"{name} ({layer_kind(module)}{kernel}, {weight.shape[1]} → {weight.shape[0]})"
+
+
+def _group_of(name: str) -> str:
+    """``blocks.3.norm1`` → ``blocks.*.norm1``: layers repeated in a stack form one group.
+
+    Only indices followed by more of the name are replaced: ``features.4`` (a layer of a
+    Sequential) stays a group of its own, ``blocks.0.1`` becomes ``blocks.*.1``.
+    """
+    return re.sub(r"(?:(?<=\.)|^)\d+(?=\.)", "*", name)
+
+
+def _heads(layers: list[str]) -> list[str]:
+    """The last affine layer, and the layers at the same place in sibling sub-models (a model holding
+    a 16 kHz and an 8 kHz network has two output layers), in registration order."""
+    if not layers:
+        return []
+    last = layers[-1]
+    if "." not in last:
+        return [last]
+    place = last.split(".", 1)[1]
+    return [name for name in layers if "." in name and name.split(".", 1)[1] == place]
+
+
+def _model_suggestions(model: nn.Module) -> list[Suggestion]:
+    found: list[Suggestion] = []
+    layers = _affine_layers(model)
+    heads = _heads(layers)
+    for head in heads:
+        own = _own_tensors(_module(model, head))
+        bias = own["bias"].numel() if "bias" in own else 0
+        option = "" if head == layers[-1] else f', layer="{head}"'
+        found.append(
+            Suggestion(
+                "classifier head",
+                _layer_label(model, head),
+                bias + own["weight"].shape[0],
+                f"presets.classifier_head(model{option})",
+                "moves each class's score: the trade-off between classes (imbalance, class-weighted metrics)",
+            )
+        )
+    own_root = _own_tensors(model)
+    if "scale" in own_root and "shift" in own_root:
+        found.append(
+            Suggestion(
+                "output affine",
+                f"the model's own scale and shift ({layer_kind(model)})",
+                2,
+                "presets.output_affine(model, shift_step=...)",
+                "a global scale and shift of the output: calibration, regression, depth",
+            )
+        )
+    else:
+        for head in heads:
+            if "bias" not in _own_tensors(_module(model, head)):
+                continue
+            option = "" if head == layers[-1] else f', layer="{head}"'
+            found.append(
+                Suggestion(
+                    "output affine",
+                    f"{head}: a factor on its weights, an offset on its bias",
+                    2,
+                    f"presets.output_affine(model{option}, shift_step=...)",
+                    "a global scale and shift of the output: calibration, regression, depth",
+                )
+            )
+    groups: dict[str, list[str]] = {}
+    for name in norm_layers(model):
+        groups.setdefault(_group_of(name), []).append(name)
+    for group, names in groups.items():
+        tensors = [
+            t for n in names for t in _own_tensors(_module(model, n)).items() if t[0] in ("weight", "bias")
+        ]
+        channels = sum(t.numel() for _, t in tensors)
+        kinds = sorted({layer_kind(_module(model, n)) for n in names})
+        count = f"{len(names)} layers" if len(names) > 1 else "1 layer"
+        found.append(
+            Suggestion(
+                "normalization gains",
+                f"{group} ({count}, {'/'.join(kinds)}; per channel: {channels} scalars)",
+                len(tensors),
+                f'presets.norm_gains(model, pattern="{group}")',
+                "rescales what these layers pass on: inputs whose statistics moved (new sensor, noise)",
+            )
+        )
+    return found
+
+
+def _generation_suggestions(config: Any) -> list[Suggestion]:
+    found = []
+    for knob in GENERATION_KNOBS:
+        value, why = _knob_state(config, knob)
+        if value is None:
+            continue
+        scale = ", log" if knob.log else ""
+        start = f"{value:g}" + (f" ({why})" if why else "")
+        found.append(
+            Suggestion(
+                "decoding knob",
+                f"{knob.attribute} = {start}, searched in [{knob.low:g}, {knob.high:g}]{scale}",
+                1,
+                f'presets.generation(config, knobs=["{knob.attribute}"])',
+                knob.reason,
+            )
+        )
+    return found
+
+
+def suggest(target: Any) -> list[Suggestion]:
+    """The candidate ℵ-parameter groups of a model (or an Aleph's model, or a generation config).
+
+    For a torch model: its classifier head (the last affine layer), an output scale and shift,
+    each group of normalization layers (layers repeated in a stack, ``blocks.*.norm1``, form one
+    group), and the decoding knobs of its ``generation_config`` if it has one. For a generation
+    config (or a dict of generation arguments): its knobs. Nothing is added or changed.
+    """
+    model = target.model if isinstance(target, Aleph) else target
+    found: list[Suggestion] = []
+    if isinstance(model, nn.Module):
+        found.extend(_model_suggestions(model))
+    config = _config_of(model) if model is not None else None
+    if config is not None and not isinstance(config, nn.Module):
+        found.extend(_generation_suggestions(config))
+    return found
+
+
+def describe(target: Any) -> str:
+    """:func:`suggest` as a menu for people: one block per group, its size, the call, and why.
+
+    Deterministic (the same model gives the same text), so it can be kept in a file and compared.
+    """
+    model = target.model if isinstance(target, Aleph) else target
+    found = suggest(target)
+    if isinstance(model, nn.Module):
+        total = sum(p.numel() for p in model.parameters())
+        title = f"ℵ-parameter candidates for {layer_kind(model)} ({total:,} parameters)"
+    else:
+        title = f"ℵ-parameter candidates for {type(model).__name__}"
+    if not found:
+        return (
+            f"{title}\n  none found: choose tensors by name with aleph.add(...), knobs with aleph.hyper(...)"
+        )
+    width = max(len(str(s.size)) for s in found)
+    lines = [title, ""]
+    for item in found:
+        lines.append(f"  {item.size:>{width}}  {item.group}: {item.where}")
+        pad = " " * (width + 4)
+        lines.append(f"{pad}{item.call}")
+        lines.append(f"{pad}{item.reason}")
+    lines.append("")
+    lines.append(
+        "sizes are in ℵ-scalars; with a few hundred ℵ-samples, a few to a few dozen is the usual range"
+    )
+    return "\n".join(lines)
