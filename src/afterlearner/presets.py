@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -247,20 +247,25 @@ class OutputAffine(nn.Module):
 
 
 # -- normalization layers -----------------------------------------------------------------------
-def norm_layers(model: nn.Module, pattern: str = "*") -> list[str]:
-    """Names of the normalization layers with a gain or a bias whose name matches ``pattern`` (a glob)."""
+def norm_layers(model: nn.Module, pattern: str | Sequence[str] = "*") -> list[str]:
+    """Names of the normalization layers with a gain or a bias whose name matches ``pattern``.
+
+    ``pattern`` is a glob on module names (``*`` matches dots too, as in :meth:`Aleph.add`) or a
+    list of globs (a layer matching any of them).
+    """
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     return [
         name
         for name, module in model.named_modules()
         if _NORM.search(layer_kind(module))
-        and fnmatch.fnmatchcase(name, pattern)
+        and any(fnmatch.fnmatchcase(name, glob) for glob in patterns)
         and ({"weight", "bias"} & set(_own_tensors(module)))
     ]
 
 
 def norm_gains(
     target: nn.Module | Aleph,
-    pattern: str = "*",
+    pattern: str | Sequence[str] = "*",
     per: Literal["tensor", "channel"] = "tensor",
     gains: bool = True,
     biases: bool = True,
@@ -271,7 +276,7 @@ def norm_gains(
     the layers deep in the network should pass on more or less of what they see, while the learned
     features stay: LayerNorm, BatchNorm, GroupNorm, InstanceNorm and RMSNorm layers (by class
     name, also in TorchScript and converted modules). ``pattern`` is a glob on module names
-    (``"encoder.*"``, ``"blocks.*.norm1"``).
+    (``"encoder.*"``, ``"blocks.*.norm1"``; ``*`` matches dots too) or a list of globs.
 
     ``per="tensor"``: one factor and one offset per layer (2 scalars a layer: the safest with a
     small ℵ-set); ``per="channel"``: one per channel (2 × channels a layer). ``gains=False`` or
@@ -505,11 +510,21 @@ def _model_suggestions(model: nn.Module) -> list[Suggestion]:
                 "normalization gains",
                 f"{group} ({count}, {'/'.join(kinds)}; per channel: {channels} scalars)",
                 len(tensors),
-                f'presets.norm_gains(model, pattern="{group}")',
+                f"presets.norm_gains(model, pattern={_exact_pattern(model, group, names)})",
                 "rescales what these layers pass on: inputs whose statistics moved (new sensor, noise)",
             )
         )
     return found
+
+
+def _exact_pattern(model: nn.Module, group: str, names: list[str]) -> str:
+    """A pattern matching exactly the group's layers, as Python source: the group's glob, the glob
+    with each index required to end in a digit (``*`` crosses dots: ``layer.*.output.norm`` also
+    matches ``layer.0.attention.output.norm``), or else the list of names."""
+    for glob in (group, group.replace("*", "*[0-9]")):
+        if norm_layers(model, glob) == names:
+            return f'"{glob}"'
+    return repr(names)
 
 
 def _generation_suggestions(config: Any) -> list[Suggestion]:

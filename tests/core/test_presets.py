@@ -424,3 +424,39 @@ def test_suggest_command_prints_the_menu_for_a_model_a_task_or_a_config(capsys) 
     assert "what the factory chose: ℵ-space: 8 ℵ-scalars in 2 entries" in shown
     assert main(["suggest", f"{factories}:other"]) == 2
     assert "returned str: suggest needs" in capsys.readouterr().err
+
+
+class Encoder(nn.Module):
+    """BERT's naming: ``layer.N.attention.output.norm`` and ``layer.N.output.norm`` in every layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList()
+        for _ in range(2):
+            block = nn.Module()
+            block.attention = nn.Module()
+            block.attention.output = nn.Module()
+            block.attention.output.norm = nn.LayerNorm(4)
+            block.output = nn.Module()
+            block.output.norm = nn.LayerNorm(4)
+            self.layer.append(block)
+
+
+def test_a_suggested_norm_pattern_matches_its_group_only() -> None:
+    model = Encoder()
+    found = {s.where.split(" ")[0]: s for s in presets.suggest(model)}
+    assert list(found) == ["layer.*.attention.output.norm", "layer.*.output.norm"]
+    # "layer.*.output.norm" would also match the attention norms (``*`` crosses dots)
+    assert (
+        found["layer.*.output.norm"].call == 'presets.norm_gains(model, pattern="layer.*[0-9].output.norm")'
+    )
+    for item in found.values():
+        aleph = eval(item.call, {"presets": presets, "model": Encoder()})  # noqa: S307 - our own strings
+        assert len(aleph) == item.size == 4
+    both = presets.norm_gains(Encoder(), pattern=["layer.0.output.norm", "layer.1.attention.*"])
+    assert [e.name for e in both.entries] == [
+        "layer.0.output.norm.weight",
+        "layer.0.output.norm.bias",
+        "layer.1.attention.output.norm.weight",
+        "layer.1.attention.output.norm.bias",
+    ]
