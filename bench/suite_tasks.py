@@ -29,14 +29,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def demo_module() -> ModuleType:
     """The digits demo (``make_data``, ``train``, ``make_task``, ``balanced_error``)."""
-    return importlib.import_module("afterlearner.demo")
+    return importlib.import_module("afterlearner.experiments.digits.task")
 
 
 def experiment_task(name: str) -> al.Task:
     """An experiment of :mod:`afterlearner.experiments` at its reduced size (the one its tests run)."""
     from afterlearner import experiments
 
-    return experiments.load(name).make_task(reduced=True)
+    return experiments.get(name).task(reduced=True)
 
 
 def example(name: str) -> ModuleType:
@@ -78,8 +78,8 @@ def digits_many() -> al.Task:
     )
     return al.Task(
         aleph=aleph,
-        loss=lambda m: demo.balanced_error(m, data.x_aleph, data.y_aleph),
-        test_loss=lambda m: demo.balanced_error(m, data.x_test, data.y_test),
+        loss=lambda m: demo.balanced_error_of(m, data.x_aleph, data.y_aleph),
+        test_loss=lambda m: demo.balanced_error_of(m, data.x_test, data.y_test),
         name="digits-2100",
         n=len(data.y_aleph),
     )
@@ -94,8 +94,8 @@ def digits_head() -> al.Task:
     aleph = al.Aleph(model).add("fc.weight").add("fc.bias")
     return al.Task(
         aleph=aleph,
-        loss=lambda m: demo.balanced_error(m, data.x_aleph, data.y_aleph),
-        test_loss=lambda m: demo.balanced_error(m, data.x_test, data.y_test),
+        loss=lambda m: demo.balanced_error_of(m, data.x_aleph, data.y_aleph),
+        test_loss=lambda m: demo.balanced_error_of(m, data.x_test, data.y_test),
         name="digits-330",
         n=len(data.y_aleph),
     )

@@ -20,6 +20,8 @@ from afterlearner.errors import (
     TaskError,
     TooManyFailures,
 )
+from afterlearner.evaluators.base import Measured
+from afterlearner.guards import Guard
 from afterlearner.losses import DatasetLoss
 from afterlearner.patch import Patch, apply_patch, best_of_store, read_patch, save_patch
 from afterlearner.result import RetrofitResult
@@ -37,6 +39,8 @@ __all__ = [
     "Candidate",
     "ConfigError",
     "DatasetLoss",
+    "Guard",
+    "Measured",
     "Patch",
     "PatchError",
     "RetrofitResult",

@@ -54,22 +54,37 @@ def generalization_bound(
 
 
 def bound_of(
-    optimizer: str, budget: int, n: int | None, delta: float = 0.05, runs: int = 1, loss: float | None = None
+    optimizer: str,
+    budget: int,
+    n: int | None,
+    delta: float = 0.05,
+    runs: int = 1,
+    loss: float | None = None,
+    guards: int = 0,
 ) -> float | None:
     """ε of a retrofit by ``optimizer`` (its comparison class counts the outcomes); None when the
     bound does not apply: the optimizer uses loss values, or ``n`` is unknown.
 
     The one place a retrofit's bound is computed: results, stores, patches and reports call it.
     ``loss`` (the observed ℵ-loss, when it is a mean of 0/1 per-sample losses) selects the kl form.
+    ``guards``: the number of guards (:mod:`afterlearner.guards`); each adds one comparison per
+    evaluation (within tolerance of the trained model or not), ln 2 nats.
     """
     from afterlearner import optimizers  # the registry depends on nothing here; imported late
 
     log_outcomes = optimizers.get(optimizer).log_outcomes(budget)
     if log_outcomes is None or not n:
         return None
+    log_outcomes += guard_log_outcomes(budget, guards)
     if loss is not None:
         return kl_bound_from_log_outcomes(log_outcomes, n, loss, delta, runs)
     return bound_from_log_outcomes(log_outcomes, n, delta, runs)
+
+
+def guard_log_outcomes(budget: int, guards: int) -> float:
+    """ln of the feasibility outcomes of ``guards`` guards over ``budget`` evaluations: one bit each
+    (evaluation 0, the trained model, is the reference and always feasible)."""
+    return max(budget - 1, 0) * guards * math.log(2)
 
 
 def kl_bernoulli(p: float, q: float) -> float:

@@ -32,8 +32,12 @@ COLUMNS = ("run", "index", "status", "loss", "best_so_far", "wall_time", "error"
 
 
 def columns(settings: dict[str, Any]) -> list[str]:
-    """The table's header: :data:`COLUMNS`, then one label per ℵ-scalar."""
-    return [*COLUMNS, *labels_of(settings["space"])]
+    """The table's header: :data:`COLUMNS`, one ``guard:<name>`` per guard, then one label per ℵ-scalar."""
+    return [*COLUMNS, *(f"guard:{name}" for name in _guards(settings)), *labels_of(settings["space"])]
+
+
+def _guards(settings: dict[str, Any]) -> list[str]:
+    return sorted(settings.get("guards") or {})
 
 
 def best_so_far_per_run(evaluations: Sequence[Evaluation]) -> list[float | None]:
@@ -67,7 +71,8 @@ def best_vectors_so_far(evaluations: Sequence[Evaluation], size: int) -> np.ndar
 def table(settings: dict[str, Any], evaluations: Sequence[Evaluation]) -> tuple[list[str], list[list[Any]]]:
     """(header, rows): one row per evaluation, in the order given (the store's: by run, then index)."""
     header = columns(settings)
-    width = len(header) - len(COLUMNS)
+    guards = _guards(settings)
+    width = len(header) - len(COLUMNS) - len(guards)
     rows = []
     for evaluation, best in zip(evaluations, best_so_far_per_run(evaluations), strict=True):
         if evaluation.vector.size != width:
@@ -84,6 +89,7 @@ def table(settings: dict[str, Any], evaluations: Sequence[Evaluation]) -> tuple[
             evaluation.wall_time,
             evaluation.error,
         ]
+        base += [(evaluation.guards or {}).get(name) for name in guards]
         rows.append(base + evaluation.vector.tolist())  # Python floats: csv writes them exactly (repr)
     return header, rows
 

@@ -522,7 +522,13 @@ def best_of_store(store: Store | str | Path, run: int | None = None) -> tuple[in
 
 
 def bound_metadata(
-    optimizer: str, budget: int, runs: int, n: int | None, delta: float = 0.05, loss: float | None = None
+    optimizer: str,
+    budget: int,
+    runs: int,
+    n: int | None,
+    delta: float = 0.05,
+    loss: float | None = None,
+    guards: int = 0,
 ) -> dict[str, Any]:
     """The overfitting bound as a patch records it: ε with n and δ, or ε null and the reason.
 
@@ -533,7 +539,7 @@ def bound_metadata(
         return {"epsilon": None, "n": n, "delta": delta, "reason": reason}
     if not n:
         return {"epsilon": None, "n": None, "delta": delta, "reason": "n, the ℵ-dataset size, is unknown"}
-    epsilon = bound_of(optimizer, budget, n, delta, runs, loss=loss)
+    epsilon = bound_of(optimizer, budget, n, delta, runs, loss=loss, guards=guards)
     return {"epsilon": epsilon, "n": n, "delta": delta, "reason": None}
 
 
@@ -571,6 +577,7 @@ def store_metadata(
             settings.get("n"),
             delta,
             loss=evaluation.loss if settings.get("zero_one") else None,
+            guards=len(settings.get("guards") or {}),
         ),
     }
 
@@ -590,6 +597,7 @@ def result_metadata(result: Any, delta: float = 0.05) -> dict[str, Any]:
             "task": result.name,
             "evaluations": result.evaluations,
             "status": result.status,
+            **({"guards": result.settings()["guards"]} if result.guard_checks else {}),
         },
         "losses": {
             "initial_loss": result.initial_loss,
@@ -604,5 +612,6 @@ def result_metadata(result: Any, delta: float = 0.05) -> dict[str, Any]:
             result.n,
             delta,
             loss=result.best_loss if result.zero_one else None,
+            guards=len(result.guard_checks),
         ),
     }

@@ -14,6 +14,7 @@ from rich.table import Table
 from afterlearner import history
 from afterlearner.bound import bound_of
 from afterlearner.formatting import fmt
+from afterlearner.guards import GuardCheck
 from afterlearner.heldout import HeldOut, Interval, fmt_gain
 from afterlearner.result import RetrofitResult
 from afterlearner.space import labels_of
@@ -57,8 +58,12 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     ]
     if held is not None:
         rows.append(("held-out gain [95% interval]", fmt_gain(held.gain)))
+    rows += [(f"guard {check.name}", check.describe().split(": ", 1)[1]) for check in result.guard_checks]
+    counted = f"{result.evaluations} ({result.failures}" + (
+        f", {result.infeasible} infeasible)" if result.guard_checks else ")"
+    )
     rows += [
-        ("evaluations (failed)", f"{result.evaluations} ({result.failures})"),
+        ("evaluations (failed" + (", infeasible)" if result.guard_checks else ")"), counted),
         ("optimizer", f"{result.optimizer}, λ={result.workers}, runs={result.runs}, seed={result.seed}"),
         ("wall time", f"{result.wall_time:.1f} s"),
     ]
@@ -101,6 +106,7 @@ def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:
                 delta,
                 settings.get("runs", 1),
                 loss,
+                guards=len(settings.get("guards") or {}),
             )
             if settings.get("optimizer")
             else None
@@ -120,6 +126,9 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
         f"[bold]{store.path}[/bold]: task {settings.get('task') or '-'}, {dims} ℵ-scalars, "
         f"optimizer {settings['optimizer']}, budget {settings['budget']}, λ={settings['workers']}, "
         f"runs {settings['runs']}, seed {settings['seed']}, n={settings.get('n') or '-'}"
+        + "".join(
+            f", guard {name} (tolerance {tol:g})" for name, tol in (settings.get("guards") or {}).items()
+        )
     )
     table = Table()
     for column in (
@@ -148,6 +157,9 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
             "-" if row["bound"] is None else f"{row['bound']:.3f}",
         )
     console.print(table)
+    for row in store_rows(store, delta):
+        for check in row.get("guards") or []:
+            console.print(f"run {row['run_index']}: guard {GuardCheck.from_dict(check).describe()}")
 
 
 # -- each run's best candidate by name (``show --values``) ----------------------------------------
@@ -203,8 +215,10 @@ def values_lines(
 
 
 def _run_headline(run: dict[str, Any], evaluations: list[Evaluation], best: history.Best | None) -> str:
-    failed = sum(not evaluation.ok for evaluation in evaluations)
-    where = f"run {run['run_index']} ({run['status']}, {len(evaluations)} evaluations, {failed} failed)"
+    failed = sum(evaluation.failed for evaluation in evaluations)
+    infeasible = sum(evaluation.status == "infeasible" for evaluation in evaluations)
+    more = f", {infeasible} infeasible" if infeasible else ""
+    where = f"run {run['run_index']} ({run['status']}, {len(evaluations)} evaluations, {failed} failed{more})"
     if best is None:
         return f"{where}: no successful evaluation yet"
     which = "" if best.index is None else f" at evaluation {best.index}"

@@ -27,10 +27,11 @@ from afterlearner.errors import ConfigError
 from afterlearner.evaluators import make_evaluator
 from afterlearner.experiments.base import Experiment
 from afterlearner.formatting import fmt
+from afterlearner.guards import GuardCheck
 from afterlearner.heldout import Gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
-from afterlearner.task import Task
+from afterlearner.task import Task, measured_loss
 
 #: The confidence level of the reported bound.
 DELTA = 0.05
@@ -128,6 +129,8 @@ def run_experiment(
         "n": task.n,
         "evaluations": result.evaluations,
         "failures": result.failures,
+        "infeasible": result.infeasible,
+        "guards": [check.as_dict() for check in result.guard_checks],
         "aleph_before": _finite(result.initial_loss),
         "aleph_after": _finite(result.best_loss),
         "test_before": _finite(result.test_initial),
@@ -156,7 +159,7 @@ def _search(
     """The retrofit itself, in ``processes`` worker processes (each building the task) or in this one."""
     evaluator, _ = make_evaluator(
         task.aleph,
-        task.loss,
+        measured_loss(task),
         workers=experiment.workers,
         processes=processes if processes > 1 else None,
         spec=experiment.task_spec(),
@@ -175,6 +178,7 @@ def _search(
         progress=progress,
         name=task.name or experiment.name,
         evaluator=evaluator,
+        guards=task.guards,
     )
 
 
@@ -279,6 +283,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
         )
         if row.get("bound_note"):
             lines += ["", f"Bound: {row['bound_note']}"]
+        if row.get("guards"):
+            lines += ["", f"Guards ({row.get('infeasible', 0)} infeasible candidates, never returned):", ""]
+            lines += [f"- {GuardCheck.from_dict(check).describe()}" for check in row["guards"]]
         extras = sorted(set(row.get("extra_before", {})) | set(row.get("extra_after", {})))
         if extras:
             lines += ["", "| held-out metric | trained | retrofitted |", "|---|---|---|"]

@@ -11,6 +11,7 @@ import numpy as np
 from afterlearner import optimizers as optimizer_registry
 from afterlearner.bound import bound_of
 from afterlearner.errors import ConfigError
+from afterlearner.guards import GuardCheck
 from afterlearner.heldout import Gain, HeldOut
 from afterlearner.space import Aleph
 from afterlearner.store import Evaluation
@@ -69,6 +70,8 @@ class RetrofitResult:
     already_complete: bool = False
     name: str | None = None
     zero_one: bool = False  # the ℵ-loss is a mean of 0/1 per-sample losses (the bound's kl form)
+    infeasible: int = 0  # evaluations that broke a guard (never the best)
+    guard_checks: list[GuardCheck] = field(default_factory=list)  # each guard at the end
 
     @property
     def comparison_based(self) -> bool:
@@ -97,7 +100,9 @@ class RetrofitResult:
         if n is None:
             raise ConfigError("the bound needs n, the number of samples in the ℵ-dataset")
         loss = self.best_loss if self.zero_one else None
-        return bound_of(self.optimizer, self.budget, n, delta, self.runs, loss=loss)
+        return bound_of(
+            self.optimizer, self.budget, n, delta, self.runs, loss=loss, guards=len(self.guard_checks)
+        )
 
     def restore(self) -> None:
         """Put the trained values back into the model, bit for bit."""
@@ -126,6 +131,7 @@ class RetrofitResult:
             "seed": self.seed,
             "task": self.name,
             "n": self.n,
+            **({"guards": {c.name: c.tolerance for c in self.guard_checks}} if self.guard_checks else {}),
         }
 
     def dataframe(self) -> Any:

@@ -14,7 +14,7 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from afterlearner import optimizers as optimizer_registry
 from afterlearner.errors import ConfigError
 from afterlearner.evaluators import Evaluator, make_evaluator
 from afterlearner.guard import ModelGuard, due
+from afterlearner.guards import GuardedLoss, GuardSpec, as_guards, tolerances
 from afterlearner.losses import is_zero_one
 from afterlearner.progress import RunProgress
 from afterlearner.result import RetrofitResult, RunOutcome
@@ -60,6 +61,7 @@ def retrofit(
     target: float | None = None,
     callbacks: Sequence[Callback] = (),
     task_file: str | None = None,
+    guards: Mapping[str, GuardSpec] | None = None,
 ) -> RetrofitResult:
     """Search the ℵ-parameters in ``aleph`` to minimise ``loss(model)`` within ``budget`` evaluations.
 
@@ -75,12 +77,18 @@ def retrofit(
     end the search early, with the best so far; each callback is called as ``fn(evaluation, state)``
     after every evaluation journaled by this call, and may end it with ``state.stop()``.
     ``task_file`` (``"path/to/task.py:factory"``) is recorded in the store, for exports.
+
+    ``guards`` (name → ``(guard_loss, tolerance[, test_guard_loss])`` or :class:`~afterlearner.Guard`):
+    improve the ℵ-loss without letting another loss get worse than the trained model's by more than
+    its tolerance (see :mod:`afterlearner.guards`). The guard losses are measured with every
+    candidate, in this process or in workers that build the same guards from the task file.
     """
     try:  # a given evaluator is retrofit's to close from here on, even if the settings are refused
         if not isinstance(aleph, Aleph):  # the loss is called on aleph.model: a plain parameter has none
             raise ConfigError(f"retrofit needs an afterlearner.Aleph, got {type(aleph).__name__}")
         if not callable(loss):
             raise ConfigError(f"loss must be callable as loss(model) -> float, got {type(loss).__name__}")
+        checked_guards = as_guards(guards)  # a given evaluator must measure them: see task.measured_loss
         engine = Retrofitter(
             aleph,
             budget,
@@ -97,6 +105,7 @@ def retrofit(
             callbacks=callbacks,
             journal_asks=False,  # asked and evaluated in this call: a restart re-asks the same candidates
             settings=_recorded(loss, task_file),
+            guards=tolerances(checked_guards),
         )
     except BaseException:
         if evaluator is not None:
@@ -106,7 +115,8 @@ def retrofit(
     try:
         try:
             if evaluator is None and not engine.done and not engine.already_complete:
-                evaluator, _ = make_evaluator(aleph, loss, workers=workers)
+                measured = GuardedLoss(loss, checked_guards) if checked_guards else loss
+                evaluator, _ = make_evaluator(aleph, measured, workers=workers)
             if aleph.model is not None and getattr(evaluator, "in_process", True):
                 guard = ModelGuard(aleph)  # the loss runs on this model: it may change only the ℵ-tensors
             _drive(engine, evaluator, budget * runs, progress, guard)
@@ -115,7 +125,8 @@ def retrofit(
         except BaseException:
             engine.fail()
             raise
-        result = engine.result(test_loss)
+        guard_tests = {name: g.test_loss for name, g in checked_guards.items() if g.test_loss is not None}
+        result = engine.result(test_loss, guard_tests if test_loss is not None else None)
         if guard is not None:
             guard.check()  # the held-out loss too
         return result

@@ -22,6 +22,10 @@
 * A loss that is not a finite number (NaN, inf, an exception passed to ``tell``) is a failed
   evaluation: journaled with its reason, never the best, told to the optimizer as worse than every
   loss seen; ``max_failures`` failures in a row raise :class:`TooManyFailures`.
+* With ``guards`` (name → tolerance; :mod:`afterlearner.guards`), every loss is told with its guard
+  losses (an ``Outcome`` with ``guards``); a candidate whose guard loss exceeds the trained model's
+  (evaluation 0, alone in its batch so that it is known first) by more than the tolerance is
+  infeasible: journaled, never the best, told to the optimizer like a failed one.
 * It is anytime: ``result()`` at any point gives the best so far. ``time_limit`` (seconds of this
   call), ``target`` (stop once the ℵ-loss reaches it) and callbacks (``state.stop()``) stop it early,
   marked ``"stopped: <reason>"`` in the store; a later Retrofitter on the same store with a larger
@@ -34,7 +38,7 @@ import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +49,8 @@ import numpy as np
 from afterlearner import optimizers as optimizer_registry
 from afterlearner.checks import check_positive_int
 from afterlearner.errors import AfterlearnerError, ConfigError, StoreError, TooManyFailures
-from afterlearner.evaluators.base import Outcome, as_loss
+from afterlearner.evaluators.base import Measured, Outcome, as_loss, measure
+from afterlearner.guards import GuardCheck, violation
 from afterlearner.heldout import HeldOut, compare, observe
 from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
 from afterlearner.searchspace import SearchSpace, search_space
@@ -56,6 +61,8 @@ from afterlearner.store import Evaluation, Store, best_evaluation
 MAX_CONSECUTIVE_FAILURES = 20
 #: With ``distinct_from_best``: how many times in a row the optimizer may re-propose the best so far.
 MAX_DUPLICATES = 1000
+#: Runs shorter than this never end with a final centroid (see ``Retrofitter._final_centroid``).
+MIN_CENTROID_BUDGET = 10
 #: The status of a retrofit still under way.
 RUNNING = "running"
 
@@ -117,6 +124,7 @@ class _Slot:
     out: bool = False  # handed out by ask() in this process
     asked_before: bool = False  # handed out by an earlier process and never told (journal)
     asked_at: float = 0.0
+    standardized: np.ndarray | None = None  # the candidate in the optimizer's standardized space
 
 
 @dataclass
@@ -134,6 +142,9 @@ class _Run:
     worst: float = -math.inf
     failures_in_a_row: int = 0
     failures: int = 0
+    infeasible: int = 0
+    reference: dict[str, float] | None = None  # the trained model's guard losses (evaluation 0)
+    standardized: dict[int, np.ndarray] = field(default_factory=dict)  # by index (final centroid)
     best_loss: float | None = None
     new_evaluations: int = 0
     wall_time: float | None = None  # frozen when the run ends, stops or fails
@@ -201,6 +212,27 @@ def _check_settings(
             raise ConfigError(f"callbacks must be callables fn(evaluation, state), got {callback!r}")
 
 
+def _held_out_guards(losses: Mapping[str, Loss], model: Any) -> dict[str, float]:
+    """Each guard's held-out loss on ``model`` (under no_grad, like the held-out loss)."""
+    import torch
+
+    with torch.no_grad():
+        return {name: as_loss(loss(model)) for name, loss in losses.items()}
+
+
+def _check_guards(guards: Mapping[str, float] | None) -> dict[str, float]:
+    """The guards' tolerances (name → finite number ≥ 0), in name order."""
+    if not guards:
+        return {}
+    checked = {}
+    for name in sorted(guards):
+        tolerance = guards[name]
+        if not (_is_real(tolerance) and math.isfinite(tolerance) and tolerance >= 0):
+            raise ConfigError(f"guard {name!r}: the tolerance must be a finite number ≥ 0, got {tolerance!r}")
+        checked[str(name)] = float(tolerance)
+    return checked
+
+
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -229,6 +261,7 @@ class Retrofitter:
         distinct_from_best: bool = False,
         run_seeds: Sequence[int] | None = None,
         settings: dict[str, Any] | None = None,
+        guards: Mapping[str, float] | None = None,
     ) -> None:
         """See the module doc. The engine's own options, used by the feedback session:
 
@@ -236,7 +269,7 @@ class Retrofitter:
         as evaluation 0); ``distinct_from_best``: a candidate equal to the best so far is told the
         best's loss and replaced, never handed out; ``run_seeds``: the seed of each run (default:
         derived from ``seed``); ``settings``: more settings recorded in the store (``"mode"`` is
-        part of its identity).
+        part of its identity); ``guards``: name → tolerance of each guard the losses are told with.
         """
         callbacks = list(callbacks)
         _check_settings(budget, workers, runs, seed, max_failures, time_limit, target, callbacks)
@@ -249,6 +282,11 @@ class Retrofitter:
         if run_seeds is not None and len(run_seeds) != runs:
             raise ConfigError(f"run_seeds must give one seed per run ({runs}), got {len(run_seeds)}")
         self.start_loss, self.distinct_from_best = start_loss, distinct_from_best
+        self.guards = _check_guards(guards)
+        if self.guards and start_loss is not None:
+            raise ConfigError(
+                "guards need the trained model evaluated (its guard losses): not with start_loss"
+            )
         self.extra_settings = dict(settings or {})
         self.run_seeds = [int(s) for s in run_seeds] if run_seeds is not None else None
         self.n, self.name, self.max_failures = n, name, max_failures
@@ -260,6 +298,8 @@ class Retrofitter:
             if self.journal is not None:
                 self.journal.lock_writer()  # one writer per store: a second run is refused at once
                 extra = {"task": name, "n": n, **self.extra_settings}
+                if self.guards:
+                    extra["guards"] = self.guards
                 self.journal.bind(
                     settings_of(self.space, self.info.name, budget, workers, runs, seed, **extra)
                 )
@@ -314,7 +354,8 @@ class Retrofitter:
     def tell(self, candidate: Candidate | int, loss: object) -> Evaluation:
         """Report the ℵ-loss of a candidate (a ``Candidate`` or its index in the current run).
 
-        ``loss`` is a number, or an exception (the evaluation failed), or an evaluator ``Outcome``.
+        ``loss`` is a number, or an exception (the evaluation failed), or an evaluator ``Outcome``,
+        or, with guards, ``al.Measured(loss, {guard: value})``.
         A loss that is not a finite number is a failed evaluation. Returns the journaled evaluation.
         """
         return self.tell_many([(candidate, loss)])[0]
@@ -334,15 +375,10 @@ class Retrofitter:
         if len({id(slot) for slot in slots}) != len(slots):
             raise ConfigError("the same candidate is told twice in one call")
         now = time.perf_counter()
-        evaluations = []
-        for slot, (_, loss) in zip(slots, told, strict=True):
-            outcome = _as_outcome(loss, now - slot.asked_at)
-            status = "ok" if outcome.ok else "failed"
-            evaluations.append(
-                Evaluation(
-                    run.index, slot.index, slot.vector, outcome.loss, status, outcome.error, outcome.wall_time
-                )
-            )
+        evaluations = [
+            self._evaluation(run, slot, _as_outcome(loss, now - slot.asked_at))
+            for slot, (_, loss) in zip(slots, told, strict=True)
+        ]
         if self.journal is not None:
             self.journal.record_batch(evaluations, told=self.journal_asks, answer=answer)
         for slot, evaluation in zip(slots, evaluations, strict=True):
@@ -357,6 +393,26 @@ class Retrofitter:
             self._flush(run)
             self._ready()
         return evaluations
+
+    def _evaluation(self, run: _Run, slot: _Slot, outcome: Outcome) -> Evaluation:
+        """What is journaled of a told outcome: ok, failed, or (guards) infeasible with the reason."""
+        status, error = ("ok", None) if outcome.ok else ("failed", outcome.error)
+        guards = dict(outcome.guards) if outcome.guards is not None else None
+        if self.guards and outcome.ok:
+            if slot.index == 0:
+                reason = violation(guards, dict.fromkeys(self.guards, math.inf), self.guards)
+                status, error = ("failed", reason) if reason else (status, error)  # no reference: fails
+            else:
+                reason = (
+                    violation(guards, run.reference, self.guards)
+                    if run.reference is not None  # evaluation 0 is alone in the first batch: known first
+                    else "the trained model's guard losses are unknown: its evaluation failed"
+                )
+                if reason is not None:
+                    status, error = "infeasible", reason
+        return Evaluation(
+            run.index, slot.index, slot.vector, outcome.loss, status, error, outcome.wall_time, guards
+        )
 
     def _slot_of(self, run: _Run, candidate: Candidate | int) -> _Slot:
         """The current batch's slot of a candidate that may be told now; a clear error otherwise."""
@@ -429,11 +485,14 @@ class Retrofitter:
         """An error escaped the evaluation: mark the current run failed in the journal."""
         self._mark_current("failed")
 
-    def result(self, test_loss: Loss | None = None) -> RetrofitResult:
+    def result(
+        self, test_loss: Loss | None = None, guard_tests: Mapping[str, Loss] | None = None
+    ) -> RetrofitResult:
         """The best candidate so far, written into the model, with its figures.
 
         ``test_loss`` (the held-out loss) is evaluated on the trained and on the returned model,
-        unless the run was interrupted, or the store already holds both figures of a complete run.
+        unless the run was interrupted, or the store already holds both figures of a complete run;
+        so are the guards' held-out losses in ``guard_tests`` (name → loss).
         """
         if self.aleph is None:
             raise ConfigError("result() writes into a model: it needs an Aleph; use .best for a plain space")
@@ -445,6 +504,12 @@ class Retrofitter:
             default=None,
         )
         best = best_run.best() if best_run is not None else None
+        guard_tests = dict(guard_tests or {})
+        unknown = set(guard_tests) - set(self.guards)
+        if unknown:
+            raise ConfigError(
+                f"held-out losses for guards that are not guards of this run: {sorted(unknown)}"
+            )
         best_vector = best.vector if best is not None else self.aleph.identity()
         if best is None and self.evaluations:
             warnings.warn(
@@ -454,16 +519,25 @@ class Retrofitter:
             )
         test_initial = test_best = held_out = None
         stored = self._journal_rows.get(best_run.index) if best_run is not None else None
+        guard_checks = self._guard_checks(best_run, best, {})
         if self.already_complete and stored is not None and stored["test_best"] is not None:
             test_initial, test_best = stored["test_initial"], stored["test_best"]
             held_out = HeldOut.from_dict(stored["held_out"]) if stored.get("held_out") else None
+            guard_checks = [
+                GuardCheck.from_dict(check) for check in stored.get("guards") or []
+            ] or guard_checks
         elif test_loss is not None and self._status != INTERRUPTED and best_run is not None:
             self.aleph.restore()
             before = observe(test_loss, self.aleph.model)
+            guards_before = _held_out_guards(guard_tests, self.aleph.model)
             self.aleph.write(best_vector)
             after = observe(test_loss, self.aleph.model)
+            guards_after = _held_out_guards(guard_tests, self.aleph.model)
             held_out = compare(test_loss, before, after)
             test_initial, test_best = before.loss, after.loss
+            guard_checks = self._guard_checks(
+                best_run, best, {name: (guards_before[name], guards_after[name]) for name in guard_tests}
+            )
             if self.journal is not None:
                 self.journal.finish_run(
                     best_run.index,
@@ -472,6 +546,7 @@ class Retrofitter:
                     test_best=test_best,
                     held_out=held_out.as_dict(),
                     wall_time=self._wall(best_run),
+                    guards=[check.as_dict() for check in guard_checks] or None,
                 )
         self.aleph.write(best_vector)
         outcomes = [_outcome_of(run) for run in self._runs]
@@ -488,7 +563,9 @@ class Retrofitter:
             initial_loss=first.loss if first is not None else None,
             best_loss=best.loss if best is not None else None,
             evaluations=len(history),
-            failures=sum(not e.ok for e in history),
+            failures=sum(e.failed for e in history),
+            infeasible=sum(e.status == "infeasible" for e in history),
+            guard_checks=guard_checks,
             interrupted=self._status == INTERRUPTED,
             wall_time=sum(self._wall(run) for run in self._runs),
             test_initial=test_initial,
@@ -502,6 +579,21 @@ class Retrofitter:
             zero_one=bool(self.extra_settings.get("zero_one")),
             name=self.name,
         )
+
+    def _guard_checks(
+        self, run: _Run | None, best: Evaluation | None, held_out: Mapping[str, tuple[float, float]]
+    ) -> list[GuardCheck]:
+        """Each guard's tolerance, ℵ-set values (trained, returned) and held-out values if measured."""
+        if not self.guards:
+            return []
+        trained = (run.reference or {}) if run is not None else {}
+        returned = (best.guards or {}) if best is not None else trained
+        return [
+            GuardCheck(
+                name, tolerance, trained.get(name), returned.get(name), *held_out.get(name, (None, None))
+            )
+            for name, tolerance in self.guards.items()
+        ]
 
     def close(self) -> None:
         """Close the store if this Retrofitter opened it."""
@@ -586,11 +678,19 @@ class Retrofitter:
         """Ask the next λ candidates; fill in those the journal already holds (checked bit for bit)."""
         start = run.told
         best = run.best() if self.distinct_from_best else None
-        for j in range(min(self.workers, self.budget - start)):
-            parameter, vector = self._ask_one(run, best)
+        size = 1 if start == 0 and self.guards else self.workers  # guards: the reference comes first
+        for j in range(min(size, self.budget - start)):
+            centroid = self._final_centroid(run, start + j)
+            if centroid is not None:
+                parameter, vector, standardized = None, *centroid
+            else:
+                parameter, vector = self._ask_one(run, best)
+                standardized = self._standardized(run, parameter)
             if start + j == 0:
                 vector = self.space.start.copy()  # exactly the trained model (a log scale may round it)
-            slot = _Slot(parameter, start + j, vector)
+            slot = _Slot(parameter, start + j, vector, standardized=standardized)
+            if standardized is not None:
+                run.standardized[slot.index] = standardized
             journaled = run.journaled.get(slot.index)
             asked = run.asked.get(slot.index)
             for stored in (journaled.vector if journaled is not None else None, asked):
@@ -607,6 +707,39 @@ class Retrofitter:
             else:
                 slot.asked_before = asked is not None
             run.batch.append(slot)
+
+    def _standardized(self, run: _Run, parameter: Any) -> np.ndarray | None:
+        if not self._centroid_size:
+            return None
+        return parameter.get_standardized_data(reference=run.optimizer.parametrization)
+
+    def _final_centroid(self, run: _Run, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The last evaluation of a run, for an optimizer with a final centroid (``"auto"``): the
+        centroid, in the optimizer's standardized space, of the k best feasible candidates told so
+        far (ties to the latest), or None (not the last evaluation, too few candidates, or the
+        engine runs a feedback session).
+
+        Which candidates are the k best is a function of the ranking of the losses, so the bound of
+        the ``ranking`` class covers it; the run still returns its best evaluated candidate, which is
+        this centroid when its ℵ-loss is no worse than the best's (``docs/optimizers.md``).
+        """
+        k = self._centroid_size
+        if not k or index != self.budget - 1 or self.budget < MIN_CENTROID_BUDGET:
+            return None
+        told = [e for e in run.outcome.history if e.ok and e.idx in run.standardized]
+        if len(told) < k:
+            return None
+        order = sorted(told, key=lambda e: (e.loss, -e.idx))[:k]
+        centroid = np.mean([run.standardized[e.idx] for e in order], axis=0)
+        reference = run.optimizer.parametrization
+        value = reference.spawn_child().set_standardized_data(centroid, reference=reference).value
+        return self.space.to_vector(value), centroid
+
+    @property
+    def _centroid_size(self) -> int:
+        if self.start_loss is not None or self.distinct_from_best:
+            return 0  # a feedback session: every candidate is the optimizer's
+        return self.info.final_centroid
 
     def _ask_one(self, run: _Run, best: Evaluation | None) -> tuple[Any, np.ndarray]:
         """One candidate from the optimizer; with ``distinct_from_best``, never the best so far."""
@@ -629,13 +762,17 @@ class Retrofitter:
 
     def _observe(self, run: _Run, evaluation: Evaluation) -> None:
         """Keep the run's best loss and failure counts; stop when the target is reached."""
+        if evaluation.idx == 0 and evaluation.ok and evaluation.guards is not None:
+            run.reference = dict(evaluation.guards)
         if evaluation.ok:
             if run.best_loss is None or evaluation.loss < run.best_loss:  # type: ignore[operator]
                 run.best_loss = evaluation.loss
             if self.target is not None and evaluation.loss <= self.target:  # type: ignore[operator]
                 self.stop("target reached")
-        else:
+        elif evaluation.failed:
             run.failures += 1
+        else:
+            run.infeasible += 1
 
     def _flush(self, run: _Run) -> None:
         """Tell the optimizer the whole batch in ask order (failures as worse than everything seen)."""
@@ -645,10 +782,9 @@ class Retrofitter:
             assert evaluation is not None
             if evaluation.ok:
                 run.worst = max(run.worst, evaluation.loss)  # type: ignore[type-var]
-                run.failures_in_a_row = 0
-            else:
-                run.failures_in_a_row += 1
-            run.optimizer.tell(slot.parameter, evaluation.loss if evaluation.ok else _penalty(run.worst))
+            run.failures_in_a_row = run.failures_in_a_row + 1 if evaluation.failed else 0
+            if slot.parameter is not None:  # the final centroid is the engine's, not the optimizer's
+                run.optimizer.tell(slot.parameter, evaluation.loss if evaluation.ok else _penalty(run.worst))
             run.outcome.history.append(evaluation)
             if run.failures_in_a_row >= self.max_failures:
                 run.batch = batch[batch.index(slot) + 1 :]
@@ -737,6 +873,9 @@ def _as_outcome(loss: object, wall_time: float) -> Outcome:
     """What ``tell`` received, as an evaluator outcome (an exception or a non-number: failed)."""
     if isinstance(loss, Outcome):
         return loss
+    if isinstance(loss, Measured):
+        outcome = measure(lambda: loss)  # the same checks as an evaluator's (a guard's NaN fails it)
+        return Outcome(outcome.loss, outcome.error, wall_time, outcome.guards)
     if isinstance(loss, BaseException):
         detail = "".join(traceback.format_exception_only(type(loss), loss)).strip()
         return Outcome(None, detail, wall_time)

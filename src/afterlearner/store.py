@@ -28,7 +28,7 @@ VERSION = "1"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Settings that must match for a store to be resumed; the others are recorded for display only.
-IDENTITY_KEYS = ("mode", "space", "optimizer", "seed", "workers", "runs", "budget")
+IDENTITY_KEYS = ("mode", "space", "optimizer", "seed", "workers", "runs", "budget", "guards")
 #: ``settings["mode"]`` of a feedback session's store (an offline retrofit's has none).
 FEEDBACK = "feedback"
 
@@ -63,12 +63,21 @@ CREATE TABLE IF NOT EXISTS asked (
 
 #: Columns added to a table after version 1 was first written: (table, column, declaration).
 #: A writable open adds the missing ones; readers treat a missing one as NULL.
-ADDED_COLUMNS = (("runs", "wall_time", "REAL"), ("runs", "held_out", "TEXT"))
+ADDED_COLUMNS = (
+    ("runs", "wall_time", "REAL"),
+    ("runs", "held_out", "TEXT"),
+    ("runs", "guards", "TEXT"),  # the guards' end-of-run check (guards.GuardCheck), JSON
+    ("evaluations", "guards", "TEXT"),  # the guard losses measured with the evaluation, JSON
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """One journaled evaluation: the candidate, its loss (None when it failed) and why it failed."""
+    """One journaled evaluation: the candidate, its loss (None when it failed) and why it failed.
+
+    ``status`` is ``"ok"``, ``"failed"`` (no usable loss) or ``"infeasible"`` (a loss, but a guard
+    broke: never the best; ``error`` says which); ``guards`` are the guard losses measured with it.
+    """
 
     run_index: int
     idx: int
@@ -77,10 +86,16 @@ class Evaluation:
     status: str
     error: str | None
     wall_time: float
+    guards: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
+        """A usable, feasible loss: a candidate that may be the best."""
         return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
 
 
 def best_evaluation(evaluations: list[Evaluation]) -> Evaluation | None:
@@ -90,6 +105,10 @@ def best_evaluation(evaluations: list[Evaluation]) -> Evaluation | None:
         if evaluation.ok and (best is None or evaluation.loss <= best.loss):  # type: ignore[operator]
             best = evaluation
     return best
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -329,9 +348,20 @@ class Store:
                     keys = [(e.run_index, e.idx) for e in evaluations]
                     db.executemany("DELETE FROM asked WHERE run_index = ? AND idx = ?", keys)
                 db.executemany(
-                    "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO evaluations (run_index, idx, vector, loss, status, error, wall_time,"
+                    " finished, guards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (e.run_index, e.idx, _blob(e.vector), e.loss, e.status, e.error, e.wall_time, now)
+                        (
+                            e.run_index,
+                            e.idx,
+                            _blob(e.vector),
+                            e.loss,
+                            e.status,
+                            e.error,
+                            e.wall_time,
+                            now,
+                            None if e.guards is None else json.dumps(e.guards),
+                        )
                         for e in evaluations
                     ],
                 )
@@ -409,14 +439,16 @@ class Store:
             "test_best",
             "wall_time",
             "held_out",
+            "guards",
         }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         if "best_vector" in fields and fields["best_vector"] is not None:
             fields["best_vector"] = _blob(fields["best_vector"])
-        if fields.get("held_out") is not None:
-            fields["held_out"] = json.dumps(fields["held_out"])
+        for key in ("held_out", "guards"):
+            if fields.get(key) is not None:
+                fields[key] = json.dumps(fields[key])
         assignments = "".join(f", {key} = ?" for key in fields)
         with self._write() as db:
             db.execute(
@@ -425,13 +457,20 @@ class Store:
             )
 
     def evaluations(self, run_index: int | None = None) -> list[Evaluation]:
-        query = "SELECT run_index, idx, vector, loss, status, error, wall_time FROM evaluations"
+        guards = "guards" if self._has_column("evaluations", "guards") else "NULL"  # an old store, read-only
+        query = f"SELECT run_index, idx, vector, loss, status, error, wall_time, {guards} FROM evaluations"
         rows = (
             self.connection.execute(query + " ORDER BY run_index, idx")
             if run_index is None
             else self.connection.execute(query + " WHERE run_index = ? ORDER BY idx", (run_index,))
         )
-        return [Evaluation(r[0], r[1], _unblob(r[2]), r[3], r[4], r[5], r[6]) for r in rows]  # type: ignore[arg-type]
+        return [
+            Evaluation(r[0], r[1], _unblob(r[2]), r[3], r[4], r[5], r[6], _json_or_none(r[7]))  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return any(row[1] == column for row in self.connection.execute(f"PRAGMA table_info({table})"))
 
     def runs(self) -> list[dict[str, Any]]:
         cursor = self.connection.execute(
@@ -444,6 +483,7 @@ class Store:
             row["best_vector"] = _unblob(row["best_vector"])
             row.setdefault("wall_time", None)  # a store written before the column, opened read-only
             row["held_out"] = json.loads(row["held_out"]) if row.get("held_out") else None
+            row["guards"] = json.loads(row["guards"]) if row.get("guards") else None
         return rows
 
     def complete(self, budget: int, runs: int) -> bool:

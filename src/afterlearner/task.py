@@ -21,6 +21,7 @@ class Task:
     """The ℵ-space, the ℵ-loss and, optionally, a held-out loss and the ℵ-dataset size ``n``.
 
     ``budget`` and ``optimizer`` are the task's recommended defaults; the command line overrides them.
+    ``guards``: guardrail losses, name → ``(loss, tolerance[, test_loss])`` (:mod:`afterlearner.guards`).
     """
 
     aleph: Aleph
@@ -31,6 +32,16 @@ class Task:
     budget: int | None = None
     optimizer: str | None = None
     description: str = ""
+    guards: dict[str, Any] | None = None
+
+
+def measured_loss(task: Task) -> Callable[[Any], object]:
+    """What an evaluator calls for this task: its loss, with its guard losses measured alongside."""
+    if not task.guards:
+        return task.loss
+    from afterlearner.guards import GuardedLoss, as_guards
+
+    return GuardedLoss(task.loss, as_guards(task.guards))
 
 
 def split_spec(spec: str) -> tuple[Path, str]:

@@ -91,6 +91,28 @@ def test_reduced_retrofit_improves_delta1_and_reports_metrics():
     assert held_out_metrics(task) == before
 
 
+def test_guarded_retrofit_never_returns_a_candidate_worse_on_absrel_or_delta2():
+    task = make_task(reduced=True, guards=True)
+    assert set(task.guards) == {"absrel", "delta2"}
+    trained = {name: guard[0](task.aleph.model) for name, guard in task.guards.items()}
+    result = retrofit(
+        task.aleph,
+        task.loss,
+        budget=30,
+        optimizer="DiagonalCMA",
+        seed=0,
+        progress=False,
+        test_loss=task.test_loss,
+        n=task.n,
+        guards=task.guards,
+    )
+    assert result.infeasible > 0 and result.best_loss < result.initial_loss
+    for name, guard in task.guards.items():  # on the ℵ-set, neither guard got worse
+        assert guard[0](task.aleph.model) <= trained[name]
+    assert {check.name for check in result.guard_checks} == {"absrel", "delta2"}
+    assert all(check.test_trained is not None for check in result.guard_checks)
+
+
 def test_unknown_aleph_choice_is_rejected():
     with pytest.raises(ValueError, match="aleph must be one of"):
         make_task(reduced=True, aleph="everything")

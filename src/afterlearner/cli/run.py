@@ -31,7 +31,7 @@ def handle(args: argparse.Namespace) -> int:
     from afterlearner.report import print_result
     from afterlearner.retrofit import retrofit
     from afterlearner.store import Store
-    from afterlearner.task import load_task
+    from afterlearner.task import load_task, measured_loss
 
     say(f"building the task {args.task} ...")
     started = time.perf_counter()
@@ -59,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
             say("choosing the evaluator (probing the forward pass for a frozen prefix to cache) ...")
         evaluator, workers = make_evaluator(
             task.aleph,
-            task.loss,
+            measured_loss(task),
             workers=args.workers,
             processes=args.processes,
             dask=args.dask,
@@ -91,6 +91,7 @@ def handle(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         target=args.target,
         task_file=absolute_spec(args.task),
+        guards=task.guards,
     )
     print_result(result, title=task.name or args.task)
     if result.best_loss is None and result.evaluations:

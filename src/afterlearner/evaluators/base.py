@@ -6,8 +6,8 @@ import math
 import numbers
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -15,11 +15,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one evaluation: a finite loss, or None and the reason it failed."""
+    """The result of one evaluation: a finite loss, or None and the reason it failed.
+
+    ``guards``: the guard losses measured with it (name → finite value), when the loss reports them.
+    """
 
     loss: float | None
     error: str | None = None
     wall_time: float = 0.0
+    guards: Mapping[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -32,6 +36,14 @@ class Evaluator(Protocol):
     def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a guarded loss returns: the ℵ-loss and the guard losses of the same candidate."""
+
+    loss: object
+    guards: Mapping[str, object] = field(default_factory=dict)
 
 
 def as_loss(value: object) -> float:
@@ -58,8 +70,23 @@ def measure(call: Callable[[], object]) -> Outcome:
     """
     start = time.perf_counter()
     try:
-        loss = as_loss(call())
+        value = call()
+        if isinstance(value, Measured):
+            guards = as_guard_values(value.guards)
+            return Outcome(as_loss(value.loss), None, time.perf_counter() - start, guards)
+        loss = as_loss(value)
     except Exception as error:  # noqa: BLE001 - a failing loss is journaled, not fatal
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         return Outcome(None, detail, time.perf_counter() - start)
     return Outcome(loss, None, time.perf_counter() - start)
+
+
+def as_guard_values(values: Mapping[str, object]) -> dict[str, float]:
+    """The guard losses as floats; a ValueError naming the guard whose value is not a usable loss."""
+    checked = {}
+    for name, value in values.items():
+        try:
+            checked[str(name)] = as_loss(value)
+        except ValueError as error:
+            raise ValueError(f"guard {name!r}: {error}") from None
+    return checked

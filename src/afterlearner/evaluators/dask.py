@@ -45,10 +45,10 @@ def _evaluator(spec: str) -> Any:
     key = (spec, threading.get_ident())
     if key not in _BUILT:
         from afterlearner.evaluators import default_evaluator
-        from afterlearner.task import load_task
+        from afterlearner.task import load_task, measured_loss
 
         task = load_task(spec)
-        _BUILT[key] = (default_evaluator(task.aleph, task.loss, 1), task.aleph.signature())
+        _BUILT[key] = (default_evaluator(task.aleph, measured_loss(task), 1), task.aleph.signature())
     return _BUILT[key]
 
 

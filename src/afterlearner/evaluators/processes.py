@@ -53,10 +53,10 @@ def worker_main(
         if threads is not None:
             torch.set_num_threads(threads)
         from afterlearner.evaluators import default_evaluator
-        from afterlearner.task import load_task
+        from afterlearner.task import load_task, measured_loss
 
         task = load_task(spec, **(kwargs or {}))
-        evaluator = default_evaluator(task.aleph, task.loss, 1)
+        evaluator = default_evaluator(task.aleph, measured_loss(task), 1)
         connection.send(("ready", task.aleph.signature()))
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
         connection.send(

@@ -23,4 +23,14 @@ EXPERIMENTS = (
         optimizer="DiagonalCMA",
         extra_metrics=held_out_metrics,
     ),
+    Experiment(
+        name="depth-guarded",
+        title="Depth sensing retrofitted for δ1 with AbsRel and δ2 guarded (neither may get worse)",
+        metric="1 − δ1",
+        make_task=make_task,
+        budget=150,
+        optimizer="DiagonalCMA",
+        task_options={"guards": True},
+        extra_metrics=held_out_metrics,
+    ),
 )

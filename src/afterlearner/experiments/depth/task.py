@@ -64,6 +64,32 @@ class DepthLoss:
         return 1.0 - self.metrics(model)["delta1"]
 
 
+class MetricLoss(DepthLoss):
+    """One more depth metric as a loss (lower is better): AbsRel, or 1 − δ2 / 1 − δ3; a guard's loss."""
+
+    def __init__(self, data: DepthData, metric: str) -> None:
+        super().__init__(data)
+        self.metric = metric
+
+    def __call__(self, model: nn.Module) -> float:  # type: ignore[override]
+        per_image = depth_metrics(predict(model, self.data.images), self.data.depths)[self.metric]
+        values = per_image if self.metric == "absrel" else 1.0 - per_image
+        return float(values.mean())
+
+
+#: The guards of the guarded variant: metric → tolerance (how much worse than the trained model, on
+#: the loss scale: AbsRel itself, 1 − δ2). Zero: δ1 may improve only where neither gets worse.
+GUARDS = {"absrel": 0.0, "delta2": 0.0}
+
+
+def depth_guards(aleph_data: DepthData, test_data: DepthData) -> dict[str, tuple]:
+    """AbsRel and 1 − δ2 as guards (tolerances :data:`GUARDS`), each with its held-out check."""
+    return {
+        name: (MetricLoss(aleph_data, name), tolerance, MetricLoss(test_data, name))
+        for name, tolerance in GUARDS.items()
+    }
+
+
 class PerSceneDepthLoss(DepthLoss):
     """The held-out form of :class:`DepthLoss`: calling it gives 1 − δ1 per scene (a 1-D array whose
     mean is the loss), so ``heldout`` can pair the scenes of the trained and the retrofitted model."""
@@ -118,8 +144,13 @@ ALEPH_CHOICES: dict[str, list[tuple[str, str, str]]] = {
 DEFAULT_ALEPH = "head"
 
 
-def make_task(reduced: bool = False, aleph: str = DEFAULT_ALEPH, weights: str | Path | None = None) -> Task:
-    """The experiment: committed CNN, 64 ℵ-scenes and 200 held-out scenes from the deployment camera."""
+def make_task(
+    reduced: bool = False, aleph: str = DEFAULT_ALEPH, weights: str | Path | None = None, guards: bool = False
+) -> Task:
+    """The experiment: committed CNN, 64 ℵ-scenes and 200 held-out scenes from the deployment camera.
+
+    ``guards``: AbsRel and δ2 may not get worse than the trained model's (:data:`GUARDS`).
+    """
     if aleph not in ALEPH_CHOICES:
         raise ValueError(f"aleph must be one of {', '.join(ALEPH_CHOICES)}, got {aleph!r}")
     aleph_count = REDUCED_ALEPH_SCENES if reduced else ALEPH_SCENES
@@ -127,4 +158,8 @@ def make_task(reduced: bool = False, aleph: str = DEFAULT_ALEPH, weights: str | 
     aleph_data = DepthData(*render_dataset(aleph_count, ALEPH_SEED, DEPLOY_CAMERA))
     test_data = DepthData(*render_dataset(test_count, TEST_SEED, DEPLOY_CAMERA))
     model = Calibrated(load_depth_net(weights), output="log").eval()
-    return depth_task(model, aleph_data, test_data, ALEPH_CHOICES[aleph])
+    task = depth_task(model, aleph_data, test_data, ALEPH_CHOICES[aleph])
+    if guards:
+        task.guards = depth_guards(aleph_data, test_data)
+        task.name = "depth-delta1-guarded"
+    return task
