@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from afterlearner.errors import SpaceError
-from afterlearner.space import Aleph, Per
+from afterlearner.space import FROZEN_SCRIPT, Aleph, Per, is_frozen_script
 
 __all__ = [
     "GENERATION_KNOBS",
@@ -115,6 +115,8 @@ def _aleph_of(target: nn.Module | Aleph) -> tuple[Aleph, nn.Module]:
             raise SpaceError("this Aleph has no model: create it as Aleph(model) to use a model preset")
         return target, target.model
     if isinstance(target, nn.Module):
+        if is_frozen_script(target):
+            raise SpaceError(FROZEN_SCRIPT)
         return Aleph(target), target
     raise SpaceError(f"a preset needs a torch model or an Aleph, got {type(target).__name__}")
 

@@ -308,6 +308,8 @@ class Aleph:
         tensors = self._tensors()
         names = [pattern] if pattern in tensors else fnmatch.filter(tensors, pattern)
         if not names:
+            if not tensors and self.model is not None and is_frozen_script(self.model):
+                raise SpaceError(f"{pattern!r}: {FROZEN_SCRIPT}")
             close = difflib.get_close_matches(pattern, list(tensors), n=5, cutoff=0.5)
             hint = (
                 f"; closest names: {', '.join(close)}"
@@ -531,6 +533,23 @@ class Aleph:
         if vector.size != len(self):
             raise SpaceError(f"candidate has {vector.size} values, the ℵ-space has {len(self)}")
         return vector
+
+
+#: Why a TorchScript module without parameters or buffers cannot be retrofitted by tensor name.
+FROZEN_SCRIPT = (
+    "this TorchScript module has no parameters or buffers: it was frozen (torch.jit.freeze, "
+    "optimize_for_inference), which bakes its weights into its code as constants; choose the "
+    "ℵ-parameters on the module before freezing it, or load the unfrozen file"
+)
+
+
+def is_frozen_script(model: torch.nn.Module) -> bool:
+    """A TorchScript module whose weights are constants in its code (no parameter or buffer left)."""
+    return (
+        isinstance(model, torch.jit.ScriptModule)
+        and next(iter(model.parameters()), None) is None
+        and next(iter(model.buffers()), None) is None
+    )
 
 
 def _default_step(tensor: torch.Tensor, mode: Mode) -> float:

@@ -349,7 +349,7 @@ def test_silero_vad_torchscript_model_shows_both_output_layers() -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_retrofit_of_a_torchscript_module_matches_the_eager_one(workers: int) -> None:
+def test_retrofit_of_a_torchscript_module_matches_the_eager_one(workers: int, tmp_path) -> None:
     targets = torch.randint(0, 3, (len(X),), generator=torch.Generator().manual_seed(2))
     histories = []
     for form in FORMS:
@@ -359,8 +359,15 @@ def test_retrofit_of_a_torchscript_module_matches_the_eager_one(workers: int) ->
         result = al.retrofit(aleph, al.DatasetLoss(X, targets), budget=24, workers=workers, seed=3)
         histories.append([e.loss for e in result.history])
         assert result.best_loss < result.initial_loss
+        with torch.no_grad():
+            retrofitted = model(X)
+        patch = result.save(tmp_path / f"{form}-{workers}.safetensors")
         result.restore()
         assert _state(model) == before
+        fresh = _net(form)  # the patch file loads into a freshly built (or loaded) TorchScript module too
+        al.apply_patch(fresh, patch)
+        with torch.no_grad():
+            assert torch.equal(fresh(X), retrofitted)
     assert histories[0] == histories[1] == histories[2]
 
 
@@ -460,3 +467,11 @@ def test_a_suggested_norm_pattern_matches_its_group_only() -> None:
         "layer.1.attention.output.norm.weight",
         "layer.1.attention.output.norm.bias",
     ]
+
+
+def test_a_frozen_torchscript_module_is_refused_with_the_reason() -> None:
+    frozen = torch.jit.freeze(torch.jit.script(nn.Sequential(nn.Linear(3, 2)).eval()))
+    with pytest.raises(SpaceError, match="frozen .torch.jit.freeze"):
+        presets.classifier_head(frozen)
+    with pytest.raises(SpaceError, match="'0.bias': this TorchScript module has no parameters or buffers"):
+        Aleph(frozen).add("0.bias")
