@@ -23,9 +23,11 @@ them as a menu (``afterlearner suggest FILE.py:factory`` on the command line).
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -100,8 +102,6 @@ def _last_affine(model: nn.Module) -> str:
 def _module(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name not in modules:
-        import difflib
-
         close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
         raise SpaceError(f"{layer_kind(model)} has no submodule {name!r}{hint}")
@@ -119,6 +119,17 @@ def _aleph_of(target: nn.Module | Aleph) -> tuple[Aleph, nn.Module]:
             raise SpaceError(FROZEN_SCRIPT)
         return Aleph(target), target
     raise SpaceError(f"a preset needs a torch model or an Aleph, got {type(target).__name__}")
+
+
+@contextmanager
+def _all_or_nothing(aleph: Aleph) -> Iterator[None]:
+    """A preset adds all of its entries or, when one is refused, none (the Aleph is left as it was)."""
+    count = len(aleph.entries)
+    try:
+        yield
+    except BaseException:
+        del aleph.entries[count:]
+        raise
 
 
 def _shift_per(tensor: torch.Tensor, per_output: bool) -> Per:
@@ -154,15 +165,13 @@ def classifier_head(
     own = _own_tensors(_module(model, name))
     if "weight" not in own:
         raise SpaceError(f"{name or 'the model'} ({layer_kind(_module(model, name))}) has no weight")
-    added = False
-    if bias and "bias" in own:
-        aleph.add(_join(name, "bias"))
-        added = True
-    if scales is not None:
-        aleph.add(_join(name, "weight"), mode="scale", per=scales, low=low, high=high)
-        added = True
-    if not added:
+    if not (bias and "bias" in own) and scales is None:
         raise SpaceError(f"{name}: no bias and scales=None: nothing to search")
+    with _all_or_nothing(aleph):
+        if bias and "bias" in own:
+            aleph.add(_join(name, "bias"))
+        if scales is not None:
+            aleph.add(_join(name, "weight"), mode="scale", per=scales, low=low, high=high)
     return aleph
 
 
@@ -193,6 +202,8 @@ def output_affine(
     ``shift_step``, which should be given in output units (e.g. a tenth of the targets' spread):
     by default it is half the bias's root-mean-square, or 0.01 for a zero shift.
     """
+    if per not in ("tensor", "output"):
+        raise SpaceError(f"per must be 'tensor' or 'output', got {per!r}")
     aleph, model = _aleph_of(target)
     name = layer
     if name is None:
@@ -200,8 +211,6 @@ def output_affine(
         name = "" if "scale" in own and "shift" in own else _last_affine_or_hint(model)
     own = _own_tensors(_module(model, name))
     per_output = per == "output"
-    if per not in ("tensor", "output"):
-        raise SpaceError(f"per must be 'tensor' or 'output', got {per!r}")
     if "scale" in own and "shift" in own:
         scale, shift = "scale", "shift"
     elif "weight" in own and "bias" in own:
@@ -212,8 +221,9 @@ def output_affine(
             "weight and bias: wrap the model in presets.OutputAffine(model)"
         )
     scale_per: Per = ("row" if own[scale].dim() else "element") if per_output else "tensor"
-    aleph.add(_join(name, scale), mode="scale", per=scale_per, step=scale_step)
-    aleph.add(_join(name, shift), per=_shift_per(own[shift], per_output), step=shift_step)
+    with _all_or_nothing(aleph):
+        aleph.add(_join(name, scale), mode="scale", per=scale_per, step=scale_step)
+        aleph.add(_join(name, shift), per=_shift_per(own[shift], per_output), step=shift_step)
     return aleph
 
 
@@ -293,12 +303,13 @@ def norm_gains(
         hint = f"; its normalization layers: {', '.join(found[:8])}" if found else ""
         raise SpaceError(f"no normalization layer of {layer_kind(model)} matches {pattern!r}{hint}")
     each: Per = "tensor" if per == "tensor" else "element"
-    for name in names:
-        own = _own_tensors(_module(model, name))
-        if gains and "weight" in own:
-            aleph.add(_join(name, "weight"), mode="scale", per=each)
-        if biases and "bias" in own:
-            aleph.add(_join(name, "bias"), per=each)
+    with _all_or_nothing(aleph):
+        for name in names:
+            own = _own_tensors(_module(model, name))
+            if gains and "weight" in own:
+                aleph.add(_join(name, "weight"), mode="scale", per=each)
+            if biases and "bias" in own:
+                aleph.add(_join(name, "bias"), per=each)
     return aleph
 
 
@@ -386,27 +397,40 @@ def generation(
     owner = _config_of(config)
     aleph = Aleph() if aleph is None else aleph
     chosen = GENERATION_KNOBS if knobs is None else [_knob_named(name) for name in knobs]
+    plan: list[tuple[Knob, float]] = []
     for knob in chosen:
         value, why = _knob_state(owner, knob)
         if value is None:
             if knobs is None:
                 continue
             raise SpaceError(f"{knob.attribute}: {why}")
-        if _lookup(owner, knob.attribute)[1] is None:
-            start = int(value) if knob.integer else value
-            if isinstance(owner, MutableMapping):
-                owner[knob.attribute] = start
-            else:
-                setattr(owner, knob.attribute, start)
-        aleph.hyper(
-            owner,
-            knob.attribute,
-            low=min(knob.low, value),
-            high=max(knob.high, value),
-            log=knob.log,
-            integer=knob.integer,
-        )
+        plan.append((knob, value))
+    unset = [knob for knob, _ in plan if _lookup(owner, knob.attribute)[1] is None]
+    try:
+        with _all_or_nothing(aleph):
+            for knob, value in plan:
+                if knob in unset:
+                    _put(owner, knob.attribute, int(value) if knob.integer else value)
+                aleph.hyper(
+                    owner,
+                    knob.attribute,
+                    low=min(knob.low, value),
+                    high=max(knob.high, value),
+                    log=knob.log,
+                    integer=knob.integer,
+                )
+    except BaseException:
+        for knob in unset:  # the object is left as it was, unset knobs included
+            _put(owner, knob.attribute, None)
+        raise
     return aleph
+
+
+def _put(owner: Any, attribute: str, value: Any) -> None:
+    if isinstance(owner, MutableMapping):
+        owner[attribute] = value
+    else:
+        setattr(owner, attribute, value)
 
 
 def _knob_named(name: str) -> Knob:

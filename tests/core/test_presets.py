@@ -475,3 +475,20 @@ def test_a_frozen_torchscript_module_is_refused_with_the_reason() -> None:
         presets.classifier_head(frozen)
     with pytest.raises(SpaceError, match="'0.bias': this TorchScript module has no parameters or buffers"):
         Aleph(frozen).add("0.bias")
+
+
+def test_a_preset_adds_all_of_its_entries_or_none() -> None:
+    model = _net("eager")
+    aleph = Aleph(model).add("fc.weight", mode="scale")
+    with pytest.raises(SpaceError, match="fc.weight is already in the ℵ-space"):
+        presets.classifier_head(aleph)  # fc.bias would be added first, then fc.weight is refused
+    assert [e.name for e in aleph.entries] == ["fc.weight"]
+    aleph.add("bn.bias")
+    with pytest.raises(SpaceError, match="bn.bias is already"):
+        presets.norm_gains(aleph)
+    assert [e.name for e in aleph.entries] == ["fc.weight", "bn.bias"]
+    config = SimpleNamespace(repetition_penalty=None, num_beams=2)
+    knobs = Aleph().hyper(config, "num_beams", low=1, high=4)
+    with pytest.raises(SpaceError, match="num_beams is already"):
+        presets.generation(config, aleph=knobs)
+    assert config.repetition_penalty is None and len(knobs) == 1  # the unset knob is unset again
