@@ -36,6 +36,7 @@ from torch import nn
 
 from afterlearner.errors import SpaceError
 from afterlearner.space import FROZEN_SCRIPT, Aleph, Per, is_frozen_script
+from afterlearner.task import Task
 
 __all__ = [
     "GENERATION_KNOBS",
@@ -553,7 +554,7 @@ def _exact_pattern(model: nn.Module, group: str, names: list[str]) -> str:
     return repr(names)
 
 
-def _generation_suggestions(config: Any) -> list[Suggestion]:
+def _generation_suggestions(config: Any, source: str) -> list[Suggestion]:
     found = []
     for knob in GENERATION_KNOBS:
         value, why = _knob_state(config, knob)
@@ -566,7 +567,7 @@ def _generation_suggestions(config: Any) -> list[Suggestion]:
                 "decoding knob",
                 f"{knob.attribute} = {start}, searched in [{knob.low:g}, {knob.high:g}]{scale}",
                 1,
-                f'presets.generation(config, knobs=["{knob.attribute}"])',
+                f'presets.generation({source}, knobs=["{knob.attribute}"])',
                 knob.reason,
             )
         )
@@ -574,21 +575,28 @@ def _generation_suggestions(config: Any) -> list[Suggestion]:
 
 
 def suggest(target: Any) -> list[Suggestion]:
-    """The candidate ℵ-parameter groups of a model (or an Aleph's model, or a generation config).
+    """The candidate ℵ-parameter groups of a model (or an Aleph's or a Task's, or a generation config).
 
     For a torch model: its classifier head (the last affine layer), an output scale and shift,
     each group of normalization layers (layers repeated in a stack, ``blocks.*.norm1``, form one
     group), and the decoding knobs of its ``generation_config`` if it has one. For a generation
     config (or a dict of generation arguments): its knobs. Nothing is added or changed.
     """
-    model = target.model if isinstance(target, Aleph) else target
+    model = _model_of(target)
     found: list[Suggestion] = []
     if isinstance(model, nn.Module):
         found.extend(_model_suggestions(model))
     config = _config_of(model) if model is not None else None
     if config is not None and not isinstance(config, nn.Module):
-        found.extend(_generation_suggestions(config))
+        found.extend(_generation_suggestions(config, "model" if config is not model else "config"))
     return found
+
+
+def _model_of(target: Any) -> Any:
+    """What to examine: an Aleph's or a Task's model, or the target itself."""
+    if isinstance(target, Task):
+        target = target.aleph
+    return target.model if isinstance(target, Aleph) else target
 
 
 def describe(target: Any) -> str:
@@ -596,13 +604,15 @@ def describe(target: Any) -> str:
 
     Deterministic (the same model gives the same text), so it can be kept in a file and compared.
     """
-    model = target.model if isinstance(target, Aleph) else target
+    model = _model_of(target)
     found = suggest(target)
     if isinstance(model, nn.Module):
         total = sum(p.numel() for p in model.parameters())
         title = f"ℵ-parameter candidates for {layer_kind(model)} ({total:,} parameters)"
     else:
         title = f"ℵ-parameter candidates for {type(model).__name__}"
+    if isinstance(model, nn.Module) and is_frozen_script(model):
+        return f"{title}\n  none: {FROZEN_SCRIPT}"
     if not found:
         return (
             f"{title}\n  none found: choose tensors by name with aleph.add(...), knobs with aleph.hyper(...)"

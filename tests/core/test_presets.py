@@ -315,6 +315,8 @@ def test_suggest_lists_head_affine_and_norm_groups_the_same_for_every_form() -> 
         (s.group, s.where) for s in wrapped
     ]
     assert "none found" in presets.describe(nn.Sequential(nn.ReLU()))
+    task = al.Task(aleph=presets.classifier_head(_net("eager")), loss=lambda _: 0.0)
+    assert presets.describe(task) == text  # a Task's (or an Aleph's) model is examined
 
 
 def test_suggest_lists_the_knobs_of_a_model_s_generation_config() -> None:
@@ -322,6 +324,8 @@ def test_suggest_lists_the_knobs_of_a_model_s_generation_config() -> None:
     model.generation_config = {"do_sample": False, "temperature": 0.7, "num_beams": 4}  # type: ignore[assignment]
     knobs = [s for s in presets.suggest(model) if s.group == "decoding knob"]
     assert [s.where for s in knobs] == ["num_beams = 4, searched in [1, 8]"]
+    assert knobs[0].call == 'presets.generation(model, knobs=["num_beams"])'
+    assert len(eval(knobs[0].call, {"presets": presets, "model": model})) == 1  # noqa: S307
     assert (
         presets.suggest(model.generation_config)[0].call == 'presets.generation(config, knobs=["num_beams"])'
     )
@@ -475,6 +479,7 @@ def test_a_frozen_torchscript_module_is_refused_with_the_reason() -> None:
         presets.classifier_head(frozen)
     with pytest.raises(SpaceError, match="'0.bias': this TorchScript module has no parameters or buffers"):
         Aleph(frozen).add("0.bias")
+    assert "none: this TorchScript module has no parameters" in presets.describe(frozen)
 
 
 def test_a_preset_adds_all_of_its_entries_or_none() -> None:
