@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from afterlearner.errors import SpaceError
 from afterlearner.space import FROZEN_SCRIPT, Aleph, Per, is_frozen_script
@@ -78,6 +79,11 @@ def _own_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _all_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of the model by name (what :meth:`Aleph.add` can address)."""
+    return {**dict(model.named_buffers()), **dict(model.named_parameters())}
+
+
 def _is_affine(module: nn.Module) -> bool:
     """A Linear layer or a pointwise (kernel 1) convolution: one row of weights per output unit."""
     if not (isinstance(module, nn.Linear) or layer_kind(module) in _AFFINE):
@@ -86,18 +92,133 @@ def _is_affine(module: nn.Module) -> bool:
     return weight is not None and weight.dim() >= 2 and all(k == 1 for k in weight.shape[2:])
 
 
+def _call_order(model: nn.Module) -> dict[str, int] | None:
+    """Where each module is first called in a ``torch.fx`` graph (a converted ONNX model is one flat
+    graph whose module names say nothing of the order); None for other modules."""
+    if not isinstance(model, fx.GraphModule):
+        return None
+    order: dict[str, int] = {}
+    for index, node in enumerate(model.graph.nodes):
+        if node.op == "call_module":
+            order.setdefault(str(node.target), index)
+    return order
+
+
 def _affine_layers(model: nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if _is_affine(module)]
+    """Linear layers and pointwise convolutions, in the order they run where the graph says so
+    (``torch.fx``), else in registration order (``model.named_modules()``)."""
+    layers = [name for name, module in model.named_modules() if _is_affine(module)]
+    order = _call_order(model)
+    if order is not None:
+        layers = sorted((name for name in layers if name in order), key=order.__getitem__)
+    return layers
 
 
-def _last_affine(model: nn.Module) -> str:
+@dataclass(frozen=True)
+class _Head:
+    """An output layer: its weight (outputs along ``outputs``: ``"row"``, or ``"column"`` for the
+    (inputs, outputs) constant of a matmul) and its bias, by tensor name."""
+
+    weight: str
+    bias: str | None
+    outputs: Literal["row", "column"]
+    label: str
+    layer: str | None  # the module's name, None for a graph constant
+
+
+def _module_head(model: nn.Module, name: str) -> _Head:
+    module = _module(model, name)
+    own = _own_tensors(module)
+    if "weight" not in own:
+        raise SpaceError(f"{name or 'the model'} ({layer_kind(module)}) has no weight")
+    weight = own["weight"]
+    kernel = " 1×1" if weight.dim() > 2 else ""
+    shape = f" {weight.shape[1]} → {weight.shape[0]}" if weight.dim() >= 2 else ""
+    return _Head(
+        _join(name, "weight"),
+        _join(name, "bias") if "bias" in own else None,
+        "row",
+        f"{name} ({layer_kind(module)}{kernel},{shape})",
+        name,
+    )
+
+
+def _is_op(model: fx.GraphModule, node: fx.Node, functions: tuple[Any, ...], kind: str) -> bool:
+    """Whether a graph node computes one of ``functions`` (a call, a method, or a module whose class
+    name contains ``kind``, such as onnx2torch's ``OnnxMatMul``, or that applies the function)."""
+    if node.op == "call_function":
+        return node.target in functions
+    if node.op == "call_method":
+        return node.target in {getattr(f, "__name__", "") for f in functions}
+    if node.op == "call_module":
+        module = model.get_submodule(str(node.target))
+        return kind in layer_kind(module) or getattr(module, "math_op_function", None) in functions
+    return False
+
+
+def _constant_head(model: nn.Module, after: str | None) -> _Head | None:
+    """In a ``torch.fx`` graph, the last ``x @ W (+ b)`` whose ``W`` is a tensor of the model read by
+    the graph (how onnx2torch converts a MatMul with an initializer), if it runs after the module
+    ``after`` (the last affine module)."""
+    if not isinstance(model, fx.GraphModule):
+        return None
+    nodes = list(model.graph.nodes)
+    order = _call_order(model) or {}
+    start = order[after] + 1 if after is not None else 0
+    tensors = _all_tensors(model)
+
+    def constant(node: Any) -> torch.Tensor | None:
+        ok = isinstance(node, fx.Node) and node.op == "get_attr" and str(node.target) in tensors
+        return tensors[str(node.target)] if ok else None
+
+    for node in reversed(nodes[start:]):
+        if not _is_op(model, node, (torch.matmul, operator.matmul), "MatMul") or len(node.args) < 2:
+            continue
+        weight = constant(node.args[1])
+        if weight is None or weight.dim() != 2 or not torch.is_floating_point(weight):
+            return None  # the last matmul multiplies by something else: no constant head to name
+        bias = None
+        for user in node.users:
+            if _is_op(model, user, (torch.add, operator.add), "Add"):
+                for arg in user.args:
+                    value = constant(arg)
+                    if value is not None and tuple(value.shape) == (weight.shape[1],):
+                        bias = str(arg.target)
+        name = str(node.args[1].target)
+        where = node.target if node.op == "call_module" else node.name
+        label = f"{name} (weight of the MatMul {where}, {weight.shape[0]} → {weight.shape[1]})"
+        return _Head(name, bias, "column", label, None)
+    return None
+
+
+def _output_layers(model: nn.Module) -> list[_Head]:
+    """The candidate output layers, the default (the one that runs last) last.
+
+    The last affine layer, with the layers at the same place in sibling sub-models (a model holding
+    a 16 kHz and an 8 kHz network has one output layer each); in a ``torch.fx`` graph, a matmul
+    by a constant tensor after it instead (a converted ONNX model's final MatMul + Add).
+    """
     layers = _affine_layers(model)
+    constant = _constant_head(model, layers[-1] if layers else None)
+    if constant is not None:
+        return [constant]
     if not layers:
+        return []
+    last = layers[-1]
+    if "." not in last:
+        return [_module_head(model, last)]
+    place = last.split(".", 1)[1]
+    return [_module_head(model, name) for name in layers if "." in name and name.split(".", 1)[1] == place]
+
+
+def _default_head(model: nn.Module, hint: str = "") -> _Head:
+    heads = _output_layers(model)
+    if not heads:
         raise SpaceError(
             f"{layer_kind(model)} has no Linear layer or pointwise convolution: name the output layer "
-            "with layer=..."
+            f"with layer=...{hint}"
         )
-    return layers[-1]
+    return heads[-1]
 
 
 def _module(model: nn.Module, name: str) -> nn.Module:
@@ -155,25 +276,31 @@ def classifier_head(
     factors stretch it; the features are untouched, so it needs little data (2 × classes scalars).
 
     ``layer`` names the output layer; by default it is the last ``Linear`` (or pointwise
-    convolution) in ``model.named_modules()`` order, which is the output layer of most classifiers.
+    convolution) in ``model.named_modules()`` order, which is the output layer of most classifiers
+    (in a ``torch.fx`` graph, such as a converted ONNX model: the last to run, or a final matmul by
+    a constant weight, ``x @ W + b``, whose factors are then per column of ``W``).
     ``scales``: ``"row"`` (one factor per class), ``"column"`` (one per input feature: re-weights
     the features, which changes the ranking of the samples too), ``"tensor"`` (one factor, a
     temperature on the scores) or ``None`` (offsets only); ``low``/``high`` bound the factors.
     The bias is searched as offsets (``bias=False`` leaves it out; a layer without one gets none).
     """
     aleph, model = _aleph_of(target)
-    name = _last_affine(model) if layer is None else layer
-    own = _own_tensors(_module(model, name))
-    if "weight" not in own:
-        raise SpaceError(f"{name or 'the model'} ({layer_kind(_module(model, name))}) has no weight")
-    if not (bias and "bias" in own) and scales is None:
-        raise SpaceError(f"{name}: no bias and scales=None: nothing to search")
+    head = _default_head(model) if layer is None else _module_head(model, layer)
+    if not (bias and head.bias) and scales is None:
+        raise SpaceError(f"{head.label}: no bias and scales=None: nothing to search")
     with _all_or_nothing(aleph):
-        if bias and "bias" in own:
-            aleph.add(_join(name, "bias"))
+        if bias and head.bias:
+            aleph.add(head.bias)
         if scales is not None:
-            aleph.add(_join(name, "weight"), mode="scale", per=scales, low=low, high=high)
+            aleph.add(head.weight, mode="scale", per=_oriented(scales, head), low=low, high=high)
     return aleph
+
+
+def _oriented(per: Per, head: _Head) -> Per:
+    """``"row"`` means per output unit and ``"column"`` per input, whatever the weight's layout."""
+    if head.outputs == "column" and per in ("row", "column"):
+        return "column" if per == "row" else "row"
+    return per
 
 
 def output_affine(
@@ -206,33 +333,25 @@ def output_affine(
     if per not in ("tensor", "output"):
         raise SpaceError(f"per must be 'tensor' or 'output', got {per!r}")
     aleph, model = _aleph_of(target)
-    name = layer
-    if name is None:
-        own = _own_tensors(model)
-        name = "" if "scale" in own and "shift" in own else _last_affine_or_hint(model)
-    own = _own_tensors(_module(model, name))
-    per_output = per == "output"
+    wrap = "wrap the model in presets.OutputAffine(model)"
+    holder = model if layer is None else _module(model, layer)
+    own = _own_tensors(holder)
     if "scale" in own and "shift" in own:
-        scale, shift = "scale", "shift"
-    elif "weight" in own and "bias" in own:
-        scale, shift = "weight", "bias"
+        prefix = "" if layer is None else layer
+        scale, shift, outputs = _join(prefix, "scale"), _join(prefix, "shift"), own["scale"]
+        scale_per: Per = ("row" if outputs.dim() else "element") if per == "output" else "tensor"
+        shift_tensor = own["shift"]
     else:
-        raise SpaceError(
-            f"{name or 'the model'} ({layer_kind(_module(model, name))}) has neither scale and shift nor "
-            "weight and bias: wrap the model in presets.OutputAffine(model)"
-        )
-    scale_per: Per = ("row" if own[scale].dim() else "element") if per_output else "tensor"
+        head = _default_head(model, f", or {wrap}") if layer is None else _module_head(model, layer)
+        if head.bias is None:
+            raise SpaceError(f"{head.label} has no bias to shift the output with: {wrap}")
+        scale, shift = head.weight, head.bias
+        scale_per = _oriented("row", head) if per == "output" else "tensor"
+        shift_tensor = _all_tensors(model)[shift]
     with _all_or_nothing(aleph):
-        aleph.add(_join(name, scale), mode="scale", per=scale_per, step=scale_step)
-        aleph.add(_join(name, shift), per=_shift_per(own[shift], per_output), step=shift_step)
+        aleph.add(scale, mode="scale", per=scale_per, step=scale_step)
+        aleph.add(shift, per=_shift_per(shift_tensor, per == "output"), step=shift_step)
     return aleph
-
-
-def _last_affine_or_hint(model: nn.Module) -> str:
-    try:
-        return _last_affine(model)
-    except SpaceError as error:
-        raise SpaceError(f"{error}, or wrap the model in presets.OutputAffine(model)") from None
 
 
 class OutputAffine(nn.Module):
@@ -452,13 +571,6 @@ class Suggestion:
     reason: str
 
 
-def _layer_label(model: nn.Module, name: str) -> str:
-    module = _module(model, name)
-    weight = _own_tensors(module)["weight"]
-    kernel = " 1×1" if weight.dim() > 2 else ""
-    return f"{name} ({layer_kind(module)}{kernel}, {weight.shape[1]} → {weight.shape[0]})"
-
-
 def _group_of(name: str) -> str:
     """``blocks.3.norm1`` → ``blocks.*.norm1``: layers repeated in a stack form one group.
 
@@ -468,31 +580,19 @@ def _group_of(name: str) -> str:
     return re.sub(r"(?:(?<=\.)|^)\d+(?=\.)", "*", name)
 
 
-def _heads(layers: list[str]) -> list[str]:
-    """The last affine layer, and the layers at the same place in sibling sub-models (a model holding
-    a 16 kHz and an 8 kHz network has two output layers), in registration order."""
-    if not layers:
-        return []
-    last = layers[-1]
-    if "." not in last:
-        return [last]
-    place = last.split(".", 1)[1]
-    return [name for name in layers if "." in name and name.split(".", 1)[1] == place]
-
-
 def _model_suggestions(model: nn.Module) -> list[Suggestion]:
     found: list[Suggestion] = []
-    layers = _affine_layers(model)
-    heads = _heads(layers)
+    heads = _output_layers(model)
+    tensors = _all_tensors(model)
     for head in heads:
-        own = _own_tensors(_module(model, head))
-        bias = own["bias"].numel() if "bias" in own else 0
-        option = "" if head == layers[-1] else f', layer="{head}"'
+        weight = tensors[head.weight]
+        outputs = weight.shape[0 if head.outputs == "row" else 1]
+        option = "" if head is heads[-1] else f', layer="{head.layer}"'
         found.append(
             Suggestion(
                 "classifier head",
-                _layer_label(model, head),
-                bias + own["weight"].shape[0],
+                head.label,
+                (tensors[head.bias].numel() if head.bias else 0) + outputs,
                 f"presets.classifier_head(model{option})",
                 "moves each class's score: the trade-off between classes (imbalance, class-weighted metrics)",
             )
@@ -510,13 +610,13 @@ def _model_suggestions(model: nn.Module) -> list[Suggestion]:
         )
     else:
         for head in heads:
-            if "bias" not in _own_tensors(_module(model, head)):
+            if head.bias is None:
                 continue
-            option = "" if head == layers[-1] else f', layer="{head}"'
+            option = "" if head is heads[-1] else f', layer="{head.layer}"'
             found.append(
                 Suggestion(
                     "output affine",
-                    f"{head}: a factor on its weights, an offset on its bias",
+                    f"{head.layer or head.weight}: a factor on its weights, an offset on its bias",
                     2,
                     f"presets.output_affine(model{option}, shift_step=...)",
                     "a global scale and shift of the output: calibration, regression, depth",

@@ -227,7 +227,7 @@ def test_output_affine_on_a_wrapper_scales_and_shifts_any_output(form: str) -> N
     assert len(per_output) == 4
     with pytest.raises(SpaceError, match="OutputAffine"):
         presets.output_affine(nn.Sequential(nn.ReLU()))
-    with pytest.raises(SpaceError, match="neither scale and shift nor weight and bias"):
+    with pytest.raises(SpaceError, match=r"blocks.0 \(Sequential\) has no weight"):
         presets.output_affine(_net("eager"), layer="blocks.0")
     with pytest.raises(SpaceError, match="per must be"):
         presets.output_affine(_net("eager"), per="row")  # type: ignore[arg-type]
@@ -497,3 +497,50 @@ def test_a_preset_adds_all_of_its_entries_or_none() -> None:
     with pytest.raises(SpaceError, match="num_beams is already"):
         presets.generation(config, aleph=knobs)
     assert config.repetition_penalty is None and len(knobs) == 1  # the unset knob is unset again
+
+
+class ConstantHead(nn.Module):
+    """Like a converted ONNX model: a Linear, then a final ``x @ W + b`` with W and b as buffers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 6)
+        self.register_buffer("w", torch.randn(6, 3, generator=torch.Generator().manual_seed(4)))
+        self.register_buffer("b", torch.randn(3, generator=torch.Generator().manual_seed(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.proj(x)) @ self.w + self.b
+
+
+def test_in_an_fx_graph_the_output_layer_is_the_last_to_run_or_a_matmul_by_a_constant() -> None:
+    traced = torch.fx.symbolic_trace(ConstantHead().eval())
+    aleph = presets.classifier_head(traced)
+    # W is (inputs, outputs): one factor per output unit is one per column
+    assert [(e.name, e.mode, e.per, e.size) for e in aleph.entries] == [
+        ("b", "offset", "element", 3),
+        ("w", "scale", "column", 3),
+    ]
+    with torch.no_grad():
+        trained = traced(X)
+        with aleph.applied(np.array([0.0, 0.0, 0.0, 2.0, 1.0, 1.0])):
+            doubled = traced(X)
+    assert torch.allclose(doubled[:, 0] - traced.b[0], 2.0 * (trained[:, 0] - traced.b[0]), atol=1e-5)
+    assert torch.equal(doubled[:, 1:], trained[:, 1:])
+    affine = presets.output_affine(torch.fx.symbolic_trace(ConstantHead()), per="output")
+    assert [(e.name, e.per) for e in affine.entries] == [("w", "column"), ("b", "element")]
+    [head] = [s for s in presets.suggest(traced) if s.group == "classifier head"]
+    assert (head.where, head.size) == ("w (weight of the MatMul matmul, 6 → 3)", 6)
+
+    # modules are ordered as the graph calls them, not as they were registered
+    class Reversed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out = nn.Linear(5, 2)
+            self.inp = nn.Linear(3, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.inp(x))
+
+    assert [e.name for e in presets.classifier_head(Reversed()).entries] == ["inp.bias", "inp.weight"]
+    graph = torch.fx.symbolic_trace(Reversed())
+    assert [e.name for e in presets.classifier_head(graph).entries] == ["out.bias", "out.weight"]
