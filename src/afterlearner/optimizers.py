@@ -69,6 +69,8 @@ AUTO = "auto"
 #: evaluation; returned when no worse on the ℵ-set than the best): it keeps more of its gain on
 #: held-out data (``docs/optimizers.md``).
 AUTO_CENTROID = 5
+#: Runs shorter than this never end with a final centroid (too few candidates to average).
+CENTROID_MIN_BUDGET = 10
 #: :func:`auto`'s threshold: up to this many ℵ-scalars, large steps (see :func:`auto`).
 AUTO_SMALL_DIMENSION = 30
 

@@ -64,7 +64,10 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     )
     rows += [
         ("evaluations (failed" + (", infeasible)" if result.guard_checks else ")"), counted),
-        ("optimizer", f"{result.optimizer}, λ={result.workers}, runs={result.runs}, seed={result.seed}"),
+        (
+            "optimizer",
+            f"{_optimizer_name(result)}, λ={result.workers}, runs={result.runs}, seed={result.seed}",
+        ),
         ("wall time", f"{result.wall_time:.1f} s"),
     ]
     if result.n is not None:
@@ -81,6 +84,21 @@ def result_rows(result: RetrofitResult, delta: float = 0.05) -> list[tuple[str, 
     elif result.already_complete:
         rows.append(("status", "already complete: read from the store, nothing evaluated"))
     return rows
+
+
+def _optimizer_name(result: RetrofitResult) -> str:
+    """``auto (LargeCMA + final centroid)``: what "auto" ran for this ℵ-space, budget and λ."""
+    from afterlearner import optimizers
+
+    info = optimizers.get(result.optimizer)
+    if info.name != optimizers.AUTO:
+        return result.optimizer
+    picked = info.resolve(len(result.aleph), result.budget, result.workers)
+    return (
+        f"auto ({picked} + final centroid)"
+        if result.budget >= optimizers.CENTROID_MIN_BUDGET
+        else f"auto ({picked})"
+    )
 
 
 def print_result(result: RetrofitResult, title: str = "retrofit", console: Console | None = None) -> None:
@@ -143,11 +161,16 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
         "bound ε",
     ):
         table.add_column(column, justify="right")
+    alive, killed = store.writer_alive(), []
     for row in store_rows(store, delta):
         held = HeldOut.from_dict(row["held_out"]) if row.get("held_out") else None
+        status = row["status"]
+        if status == "running" and not alive:
+            status = "killed"
+            killed.append(row["run_index"])
         table.add_row(
             str(row["run_index"]),
-            row["status"],
+            status,
             f"{row['evaluations']}/{settings['budget']}",
             fmt(row["initial_loss"]),
             fmt(row["best_loss"]),
@@ -157,6 +180,10 @@ def print_store(store: Store, delta: float = 0.05, console: Console | None = Non
             "-" if row["bound"] is None else f"{row['bound']:.3f}",
         )
     console.print(table)
+    for run_index in killed:
+        console.print(
+            f"run {run_index}: killed (marked running, but no process holds the store): run again to resume"
+        )
     for row in store_rows(store, delta):
         for check in row.get("guards") or []:
             console.print(f"run {row['run_index']}: guard {GuardCheck.from_dict(check).describe()}")

@@ -61,8 +61,6 @@ from afterlearner.store import Evaluation, Store, best_evaluation
 MAX_CONSECUTIVE_FAILURES = 20
 #: With ``distinct_from_best``: how many times in a row the optimizer may re-propose the best so far.
 MAX_DUPLICATES = 1000
-#: Runs shorter than this never end with a final centroid (see ``Retrofitter._final_centroid``).
-MIN_CENTROID_BUDGET = 10
 #: The status of a retrofit still under way.
 RUNNING = "running"
 
@@ -724,7 +722,7 @@ class Retrofitter:
         this centroid when its ℵ-loss is no worse than the best's (``docs/optimizers.md``).
         """
         k = self._centroid_size
-        if not k or index != self.budget - 1 or self.budget < MIN_CENTROID_BUDGET:
+        if not k or index != self.budget - 1 or self.budget < optimizer_registry.CENTROID_MIN_BUDGET:
             return None
         told = [e for e in run.outcome.history if e.ok and e.idx in run.standardized]
         if len(told) < k:

@@ -246,6 +246,23 @@ class Store:
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (json.dumps(writer),))
 
+    def writer_alive(self) -> bool:
+        """Whether a live process holds the store's writer lock (this one included).
+
+        A run whose status is still ``"running"`` while no writer is alive was killed: it resumes
+        when run again.
+        """
+        if self._lock_fd is not None:
+            return True
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)  # closing drops the shared lock, if it was taken
+        return False
+
     def __enter__(self) -> Store:
         return self
 

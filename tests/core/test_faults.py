@@ -135,9 +135,14 @@ def test_a_second_run_on_the_same_store_is_refused_at_once_naming_the_holder(tmp
         assert time.perf_counter() - started < 10  # refused at once, no duplicate work
         err = capsys.readouterr().err
         assert f"being written by process {first.pid} on " in err and "Traceback" not in err
+        assert main(["show", str(store)]) == 0  # a live writer: the run is running
+        out = capsys.readouterr().out
+        assert "running" in out and "killed" not in out
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+    assert main(["show", str(store)]) == 0  # its writer is gone: show says so, not "running"
+    assert "run 0: killed (marked running, but no process holds the store)" in capsys.readouterr().out
     # the kernel drops the lock with its process: the store resumes
     assert main(["run", str(TASK), "--budget", "200", "--store", str(store), "--quiet"]) == 0
 
