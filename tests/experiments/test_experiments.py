@@ -30,6 +30,7 @@ NAMES = sorted(experiments.registry())
 #: showed its parts.
 OLD_HELD_OUT: dict[str, Any] = {
     "depth": lambda task: 1.0 - task.test_loss.metrics(task.aleph.model)["delta1"],
+    "depth-guarded": lambda task: 1.0 - task.test_loss.metrics(task.aleph.model)["delta1"],
     "code-translation-ca": lambda task: 1.0 - task.test_loss.metrics()["computational accuracy"],
     "code-translation-bleu": lambda task: 1.0 - task.test_loss.metrics()["BLEU"] / 100.0,
     "image-generator": lambda task: task.test_loss.metrics(task.aleph.model)["frechet distance"],
@@ -43,6 +44,7 @@ OLD_HELD_OUT: dict[str, Any] = {
 #: The form of the held-out loss's parts: per-sample losses, or outputs over items (None: one number).
 PARTS = {
     "depth": "per_sample",  # 1 − δ1 per scene
+    "depth-guarded": "per_sample",
     "code-translation-ca": "per_sample",  # 0/1 per program
     "doom": "per_sample",  # − kills per episode
     "code-translation-bleu": "outputs",  # BLEU statistics per program
