@@ -27,7 +27,7 @@ from afterlearner.errors import ConfigError
 from afterlearner.evaluators import make_evaluator
 from afterlearner.experiments.base import Experiment
 from afterlearner.formatting import fmt
-from afterlearner.heldout import Gain
+from afterlearner.heldout import Gain, HeldOut, fmt_gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.task import Task
@@ -106,6 +106,7 @@ def run_experiment(
     extra_before = measure_extra(task)
     result = _search(experiment, task, budget, seed, reduced, processes, progress)
     extra_after = measure_extra(task)
+    comparisons = experiment.comparisons(task, result) if experiment.comparisons else {}
     plot = plot_convergence(
         {experiment.name: result.losses()},
         out / PLOTS_DIR / f"{experiment.name}.png",
@@ -141,6 +142,7 @@ def run_experiment(
         or ("" if bound is not None else f"none: {result.optimizer} is not comparison-based"),
         "extra_before": extra_before,
         "extra_after": extra_after,
+        "comparisons": {label: held.as_dict() for label, held in comparisons.items()},
         "wall_time": round(result.wall_time, 2),
         "setup_time": round(setup_time, 2),
         "plot": _relative(plot, out),
@@ -241,6 +243,21 @@ def _gain_cell(row: dict[str, Any]) -> str:
     return f"{gain['value']:.4g} [{gain['low']:.4g}, {gain['high']:.4g}]: {row['verdict']}"
 
 
+def _comparison_lines(comparisons: dict[str, Any]) -> list[str]:
+    """The table of the row's further held-out comparisons: baseline → retrofitted, gain and interval."""
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        "| held-out comparison (baseline → retrofitted) | baseline | retrofitted | gain (95% interval) |",
+        "|---|---|---|---|",
+    ]
+    for label, data in comparisons.items():
+        held = HeldOut.from_dict(data)
+        lines.append(f"| {label} | {held.before} | {held.after} | {fmt_gain(held.gain)} |")
+    return lines
+
+
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     """``results.md``: the table, then one section per experiment with its plot and extra metrics."""
     lines = [
@@ -286,6 +303,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
                 lines.append(
                     f"| {key} | {fmt(row['extra_before'].get(key))} | {fmt(row['extra_after'].get(key))} |"
                 )
+        lines += _comparison_lines(row.get("comparisons") or {})
         lines += ["", f"![convergence of {row['name']}]({row['plot']})"]
         for artefact in row.get("artefacts", []):
             shown = f"![{Path(artefact).stem}]({artefact})" if artefact.endswith(".png") else f"- {artefact}"
