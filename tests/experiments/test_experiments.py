@@ -34,6 +34,7 @@ OLD_HELD_OUT: dict[str, Any] = {
     "code-translation-bleu": lambda task: 1.0 - task.test_loss.metrics()["BLEU"] / 100.0,
     "image-generator": lambda task: task.test_loss.metrics(task.aleph.model)["frechet distance"],
     "doom": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
+    "doom-no-temperature": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
     "ldm": lambda task: task.test_loss(task.aleph.model),
     **dict.fromkeys(
         ("speech", "speech-decoding", "speech-synthesis"),
@@ -45,6 +46,7 @@ PARTS = {
     "depth": "per_sample",  # 1 − δ1 per scene
     "code-translation-ca": "per_sample",  # 0/1 per program
     "doom": "per_sample",  # − kills per episode
+    "doom-no-temperature": "per_sample",
     "code-translation-bleu": "outputs",  # BLEU statistics per program
     "image-generator": "outputs",  # judge features per generated sample
     "speech": "outputs",  # transcript per sentence
