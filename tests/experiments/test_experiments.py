@@ -35,7 +35,7 @@ OLD_HELD_OUT: dict[str, Any] = {
     "image-generator": lambda task: task.test_loss.metrics(task.aleph.model)["frechet distance"],
     "doom": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
     "doom-no-temperature": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
-    "ldm": lambda task: task.test_loss(task.aleph.model),
+    "ldm": lambda task: float(np.mean(task.test_loss(task.aleph.model))),
     **dict.fromkeys(
         ("speech", "speech-decoding", "speech-synthesis"),
         lambda task: word_error_rate(task.test_loss.references, task.test_loss.transcripts()),
@@ -52,7 +52,7 @@ PARTS = {
     "speech": "outputs",  # transcript per sentence
     "speech-decoding": "outputs",
     "speech-synthesis": "outputs",
-    "ldm": None,  # one image scored by a second judge
+    "ldm": "per_sample",  # one image scored by each of 10 referees
 }
 
 
