@@ -244,12 +244,13 @@ def _gain_cell(row: dict[str, Any]) -> str:
 
 
 def _comparison_lines(comparisons: dict[str, Any]) -> list[str]:
-    """The table of the row's further held-out comparisons: baseline → retrofitted, gain and interval."""
+    """The table of the row's further held-out comparisons (a baseline A → a model B, usually the
+    retrofitted one): both held-out losses and the gain A − B with its interval."""
     if not comparisons:
         return []
     lines = [
         "",
-        "| held-out comparison (baseline → retrofitted) | baseline | retrofitted | gain (95% interval) |",
+        "| held-out comparison (A → B) | A | B | gain A − B (95% interval) |",
         "|---|---|---|---|",
     ]
     for label, data in comparisons.items():

@@ -262,7 +262,7 @@ def test_comparisons_are_recorded_and_shown_with_their_intervals(toy_experiments
         row["test_after"]
     )  # the retrofitted model was left in place
     markdown = render_markdown([row])
-    assert "| held-out comparison (baseline → retrofitted) |" in markdown
+    assert "| held-out comparison (A → B) | A | B | gain A − B (95% interval) |" in markdown
     assert (
         f"| trained → retrofitted | {held['before']['value']:.4g} [" in markdown and ": holds |" in markdown
     )
