@@ -34,7 +34,8 @@ def load_referees(weights: Path = WEIGHTS) -> list[Judge]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run python -m afterlearner.experiments.ldm.referees")
     panel = [load_judge(weights / "judge_heldout.pt")]
-    for state in torch.load(path, weights_only=True).values():
+    saved = torch.load(path, weights_only=True)  # seed (a string) → state dict
+    for _, state in sorted(saved.items(), key=lambda item: int(item[0])):
         judge = Judge()
         judge.load_state_dict(state)
         panel.append(judge.eval())
