@@ -35,7 +35,8 @@ OLD_HELD_OUT: dict[str, Any] = {
     "code-translation-bleu": lambda task: 1.0 - task.test_loss.metrics()["BLEU"] / 100.0,
     "image-generator": lambda task: task.test_loss.metrics(task.aleph.model)["frechet distance"],
     "doom": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
-    "ldm": lambda task: task.test_loss(task.aleph.model),
+    "doom-no-temperature": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
+    "ldm": lambda task: float(np.mean(task.test_loss(task.aleph.model))),
     **dict.fromkeys(
         ("speech", "speech-decoding", "speech-synthesis"),
         lambda task: word_error_rate(task.test_loss.references, task.test_loss.transcripts()),
@@ -47,12 +48,13 @@ PARTS = {
     "depth-guarded": "per_sample",
     "code-translation-ca": "per_sample",  # 0/1 per program
     "doom": "per_sample",  # − kills per episode
+    "doom-no-temperature": "per_sample",
     "code-translation-bleu": "outputs",  # BLEU statistics per program
     "image-generator": "outputs",  # judge features per generated sample
     "speech": "outputs",  # transcript per sentence
     "speech-decoding": "outputs",
     "speech-synthesis": "outputs",
-    "ldm": None,  # one image scored by a second judge
+    "ldm": "per_sample",  # one image scored by each of 10 referees
 }
 
 
