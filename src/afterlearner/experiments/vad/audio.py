@@ -82,7 +82,7 @@ def _pink_noise(rng: np.random.Generator, length: int) -> np.ndarray:
 
 
 def _melody(rng: np.random.Generator, length: int) -> np.ndarray:
-    """Music-like tones, unit RMS: notes of a pentatonic scale (110–880 Hz), 5 harmonics, vibrato, 0.15–0.6 s each."""
+    """Music-like tones, unit RMS: pentatonic notes (110–880 Hz), 5 harmonics, vibrato, 0.15–0.6 s each."""
     t_total = np.arange(length) / RATE
     out = np.zeros(length)
     scale = np.array([0, 2, 4, 7, 9])
@@ -144,10 +144,11 @@ def generate(count: int, seed: int, sentences: Sequence[str]) -> ClipSet:
 
 
 def cache_dir() -> Path:
-    """``$AFTERLEARNER_CACHE`` or ``$XDG_CACHE_HOME/afterlearner`` (default ``~/.cache/afterlearner``), then ``vad``."""
-    root = os.environ.get("AFTERLEARNER_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    ) / "afterlearner"
+    """``$AFTERLEARNER_CACHE/vad``, else ``$XDG_CACHE_HOME/afterlearner/vad`` (``~/.cache/...``)."""
+    root = (
+        os.environ.get("AFTERLEARNER_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "afterlearner"
+    )
     return Path(root) / "vad"
 
 

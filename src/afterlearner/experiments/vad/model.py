@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,9 @@ def version() -> str:
 
 def load_vad() -> torch.jit.ScriptModule:
     """The pretrained Silero VAD as the package ships it, in eval mode on the CPU."""
-    return torch.jit.load(str(weights_path()), map_location="cpu").eval()
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; the package ships TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(weights_path()), map_location="cpu").eval()
 
 
 def speech_probabilities(model: torch.jit.ScriptModule, audio: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -62,7 +62,7 @@ class Decision:
     gap: float = 0.15
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        """(clips, frames) bool: speech from a frame at or above ``threshold`` until one below ``threshold − gap``."""
+        """(clips, frames) bool: speech from a frame ≥ ``threshold`` until a frame < ``threshold − gap``."""
         release = max(self.threshold - self.gap, 0.0)
         active = probabilities[:, 0] >= self.threshold
         decisions = np.empty(probabilities.shape, dtype=bool)
@@ -153,5 +153,5 @@ def make_task(reduced: bool = False, space: Space = "network") -> Task:
         test_loss=PerClipVADLoss(test_clips, decision),
         name=f"vad-{space}",
         n=aleph_count,
-        description="1 − frame F1 of Silero VAD on reverberant espeak-ng speech over music-like tones and noise",
+        description="1 − frame F1 of Silero VAD on reverberant espeak-ng speech over music-like tones, noise",
     )
