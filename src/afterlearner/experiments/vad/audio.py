@@ -111,7 +111,27 @@ def _room(rng: np.random.Generator) -> np.ndarray:
     return response / np.sqrt(np.sum(response**2))
 
 
-def make_clip(rng: np.random.Generator, sentences: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Condition:
+    """What is done to the speech: the room's reverberation, the tones and noise (both: the deployment)."""
+
+    room: bool = True
+    background: bool = True
+
+
+#: The condition the experiment retrofits for; the others measure what each part does to the VAD.
+DEPLOYMENT = Condition()
+CONDITIONS = {
+    "clean": Condition(room=False, background=False),
+    "reverberation only": Condition(room=True, background=False),
+    "tones and noise only": Condition(room=False, background=True),
+    "both (the deployment)": DEPLOYMENT,
+}
+
+
+def make_clip(
+    rng: np.random.Generator, sentences: list[list[str]], condition: Condition = DEPLOYMENT
+) -> tuple[np.ndarray, np.ndarray]:
     """One clip (float32 samples) and its frame labels, from ``rng``."""
     speech = np.zeros(SAMPLES)
     inside = np.zeros(SAMPLES, dtype=bool)
@@ -125,21 +145,22 @@ def make_clip(rng: np.random.Generator, sentences: list[list[str]]) -> tuple[np.
         cursor += len(utterance) + int(rng.uniform(0.4, 1.5) * RATE)
         if cursor >= SAMPLES - RATE // 2:
             break
-    wet = fftconvolve(speech, _room(rng))[:SAMPLES]
+    room = _room(rng)  # drawn whatever the condition, so every condition has the same speech and rooms
+    wet = fftconvolve(speech, room)[:SAMPLES] if condition.room else speech
     level = np.sqrt(np.mean(wet[inside] ** 2))
     background = 0.7 * _melody(rng, SAMPLES) + 0.3 * _pink_noise(rng, SAMPLES)
     background /= np.sqrt(np.mean(background**2))
     snr = rng.uniform(*SNR_DB)
-    mix = wet + background * level * 10 ** (-snr / 20)
+    mix = wet + background * level * 10 ** (-snr / 20) if condition.background else wet.copy()
     mix *= rng.uniform(0.1, 0.5) / np.abs(mix).max()
     labels = inside.reshape(FRAMES, FRAME).mean(axis=1) >= 0.5
     return mix.astype(np.float32), labels
 
 
-def generate(count: int, seed: int, sentences: Sequence[str]) -> ClipSet:
-    """``count`` clips; clip ``i`` depends only on (``seed``, ``i``) and the sentences."""
+def generate(count: int, seed: int, sentences: Sequence[str], condition: Condition = DEPLOYMENT) -> ClipSet:
+    """``count`` clips; clip ``i`` depends only on (``seed``, ``i``), the sentences and the condition."""
     words = _words(sentences)
-    clips = [make_clip(np.random.default_rng([seed, index]), words) for index in range(count)]
+    clips = [make_clip(np.random.default_rng([seed, index]), words, condition) for index in range(count)]
     return ClipSet(np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips]))
 
 
