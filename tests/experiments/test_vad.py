@@ -55,6 +55,29 @@ def test_clips_are_reproducible_labelled_and_cached(tmp_path) -> None:
     assert energy[clips.labels].mean() > 1.5 * energy[~clips.labels].mean()
 
 
+def test_conditions_share_speech_and_labels() -> None:
+    sentences = task.sentence_split()[0]
+    made = {
+        name: audio.generate(2, seed=4, sentences=sentences, condition=c)
+        for name, c in audio.CONDITIONS.items()
+    }
+    deployment = made["both (the deployment)"]
+    assert np.array_equal(deployment.audio, audio.generate(2, seed=4, sentences=sentences).audio)
+    assert all(np.array_equal(clips.labels, deployment.labels) for clips in made.values())
+    labels = deployment.labels
+    near = labels | np.roll(labels, 1, axis=1) | np.roll(labels, -1, axis=1)
+    outside = ~near  # frames with no utterance sample: clean audio is exactly zero there
+    clean = made["clean"].audio.reshape(2, audio.FRAMES, audio.FRAME)
+    assert (
+        outside.any() and (clean[outside] == 0).all() and (np.abs(clean[labels]).max(axis=1) > 0).mean() > 0.8
+    )
+    # the room spreads speech into the frames after it, the tones and noise fill every frame
+    reverberant = made["reverberation only"].audio.reshape(2, audio.FRAMES, audio.FRAME)
+    assert (reverberant[outside] != 0).any()
+    background = made["tones and noise only"].audio.reshape(2, audio.FRAMES, audio.FRAME)
+    assert (np.abs(background[outside]).max(axis=1) > 0).all()
+
+
 def test_the_two_sets_speak_different_sentences() -> None:
     aleph_sentences, test_sentences = task.sentence_split()
     assert len(aleph_sentences) == 20 and len(test_sentences) == 30
