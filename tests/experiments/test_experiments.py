@@ -24,6 +24,7 @@ from afterlearner.task import Task
 #: Experiments whose reduced run here takes several seconds even on an idle 2-core machine (ldm about
 #: 16 s with its online curve, each speech one 6-7 s: real synthesis and decoding in worker
 #: processes), two to three times that under load. The others take under 4 s each.
+#: The vad ones (5-20 s) start two worker processes that each load the VAD and make their clips.
 SLOW = {"ldm", "speech", "speech-decoding", "speech-synthesis", "vad", "vad-threshold"}
 NAMES = sorted(experiments.registry())
 
