@@ -168,3 +168,23 @@ def test_default_evaluator_and_retrofit_give_the_same_run(conv):
     accelerated = retrofit(aleph, loss, budget=24, workers=4, seed=3, progress=False)
     np.testing.assert_array_equal(opaque.best, accelerated.best)
     assert accelerated.losses() == pytest.approx(opaque.losses(), abs=1e-12)
+
+
+@pytest.mark.parametrize("where", ["whole", "inside"])
+def test_torchscript_modules_are_evaluated_whole_and_said_why(conv, where):
+    """A ScriptModule's graph cannot be hooked or replayed: no cache, the reason said, same losses."""
+    model, loss = conv
+    if where == "whole":
+        model = torch.jit.script(model)
+    else:  # a scripted part inside a plain module: its ℵ-parameter uses cannot be watched either
+        model.features = torch.jit.script(model.features)
+    aleph = Aleph(model).add("head.bias").add("features.0.bias")
+    vectors = candidates(aleph)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    cache = PrefixCache(aleph, loss)
+    name = "<model>" if where == "whole" else "features"
+    assert not cache.enabled and f"{name} is a TorchScript module" in cache.describe()
+    assert losses(CachedEvaluator(aleph, loss, cache=cache), vectors) == plain
+    assert "TorchScript" in default_evaluator(aleph, loss, 1).describe()
+    with pytest.raises(BoundaryError, match="TorchScript"):
+        PrefixCache(aleph, loss, boundary="features")

@@ -6,6 +6,7 @@ and the held-out gain comes with an interval."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,8 @@ from afterlearner.task import Task
 #: Experiments whose reduced run here takes several seconds even on an idle 2-core machine (ldm about
 #: 16 s with its online curve, each speech one 6-7 s: real synthesis and decoding in worker
 #: processes), two to three times that under load. The others take under 4 s each.
-SLOW = {"ldm", "speech", "speech-decoding", "speech-synthesis"}
+#: The vad ones (5-20 s) start two worker processes that each load the VAD and make their clips.
+SLOW = {"ldm", "speech", "speech-decoding", "speech-synthesis", "vad", "vad-threshold"}
 NAMES = sorted(experiments.registry())
 
 #: The held-out loss as one float, computed the way each experiment's code computed it before its loss
@@ -41,6 +43,10 @@ OLD_HELD_OUT: dict[str, Any] = {
         ("speech", "speech-decoding", "speech-synthesis"),
         lambda task: word_error_rate(task.test_loss.references, task.test_loss.transcripts()),
     ),
+    **dict.fromkeys(
+        ("vad", "vad-threshold"),
+        lambda task: 1.0 - task.test_loss.metrics(task.aleph.model)["mean clip F1"],
+    ),
 }
 #: The form of the held-out loss's parts: per-sample losses, or outputs over items (None: one number).
 PARTS = {
@@ -55,7 +61,22 @@ PARTS = {
     "speech-decoding": "outputs",
     "speech-synthesis": "outputs",
     "ldm": "per_sample",  # one image scored by each of 10 referees
+    "vad": "per_sample",  # 1 − frame F1 per clip
+    "vad-threshold": "per_sample",
 }
+#: Experiments whose model ships in an optional package: skipped, saying so, when it is not installed.
+NEEDS = {"vad": "silero_vad", "vad-threshold": "silero_vad"}
+
+
+def marks(name: str) -> list[pytest.MarkDecorator]:
+    found = [pytest.mark.slow] if name in SLOW else []
+    if name in NEEDS and importlib.util.find_spec(NEEDS[name]) is None:
+        found.append(
+            pytest.mark.skip(
+                reason=f"{NEEDS[name]} is not installed (pip install 'afterlearner[realmodels]')"
+            )
+        )
+    return found
 
 
 def state(aleph: Aleph) -> dict[str, Any]:
@@ -83,7 +104,7 @@ def test_the_registry_holds_experiments_by_name() -> None:
         experiments.get("nope")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=marks(n)) for n in NAMES])
 def test_experiment_runs_restores_and_writes_its_row(name: str, tmp_path) -> None:
     experiment = experiments.get(name)
     trained: list[tuple[Task, dict[str, Any]]] = []

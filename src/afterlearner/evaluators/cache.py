@@ -111,6 +111,20 @@ def _cacheable(output: Any) -> tuple[bool, int]:
     return bool(tensors) and plain, sum(t.numel() * t.element_size() for t in tensors)
 
 
+def scripted_module(aleph: Aleph) -> str | None:
+    """The name of the first TorchScript module in the model (``"<model>"`` for the model itself), or None.
+
+    Prefix caching needs Python forward hooks and the torch-function mode to see the forward pass;
+    a ScriptModule runs compiled code that neither reaches.
+    """
+    if aleph.model is None:
+        return None
+    for name, module in aleph.model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            return name or "<model>"
+    return None
+
+
 def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
     """Run the first batch once and record where the ℵ-parameters are first used."""
     model = aleph.model
@@ -247,6 +261,17 @@ class PrefixCache:
         self.batch = 0
         self.nbytes = 0
         self.reason = ""
+        self.boundaries: list[str] = []
+        self.estimate = 0
+        scripted = scripted_module(aleph)
+        if scripted is not None:
+            self.reason = (
+                f"{scripted} is a TorchScript module: its compiled graph calls its submodules directly, so "
+                "their outputs cannot be recorded or replayed, nor the uses of ℵ-parameters inside it watched"
+            )
+            if boundary is not None:
+                raise BoundaryError(f"cannot cache a prefix: {self.reason}")
+            return
         found = probe(aleph, loss)
         if boundary is None:
             self.boundaries = automatic_boundaries(found)
