@@ -86,7 +86,8 @@ def main() -> None:
     }
     print(
         f"digits demo ℵ-set: n={len(targets)}, {outputs.shape[1]} classes; "
-        f"median of {args.repeats} interleaved repeats of {args.calls} calls; population λ={args.population}; {load()}"
+        f"median of {args.repeats} interleaved repeats of {args.calls} calls; "
+        f"population λ={args.population}; {load()}"
     )
     print(
         f"{'metric':22s} {'NumPy µs':>9s} {'sklearn µs':>11s} {'ratio':>7s} {'best-of':>8s} "
