@@ -326,6 +326,16 @@ class Store:
                 f"({'; '.join(differences)}); use another store file"
             )
 
+    def note(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON) under ``key`` beside the runs, for a tool to read again (:meth:`noted`)."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"note:{key}", json.dumps(value)))
+
+    def noted(self, key: str) -> Any:
+        """What :meth:`note` kept under ``key``, or None."""
+        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (f"note:{key}",)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     # -- runs and evaluations -------------------------------------------------------------------
     def start_run(self, run_index: int, seed: int) -> None:
         with self._write() as db:
