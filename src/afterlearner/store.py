@@ -9,11 +9,11 @@ How it commits (the cheapest scheme that keeps a run killed at any point resumin
   the disk, and another process can read the store while a run writes it (readers see committed
   transactions only, each one whole).
 * Evaluations that the run can compute again (``record_batch(told=False)``: the retrofit loop's own)
-  are committed in groups, at most :data:`COMMIT_INTERVAL` seconds after the previous commit; a
-  slow evaluation is committed at once. A commit costs tens of µs of CPU, a near-free loss a few:
-  grouping is what keeps the journal near free. Everything else — run status, settings, an
-  evaluation told by an outside evaluator, a person's answer — is committed by its own call,
-  together with the evaluations waiting before it, in one transaction.
+  are committed in groups, within :data:`COMMIT_INTERVAL` seconds (by a timer thread when no
+  other commit comes first); a slow evaluation is committed at once. A commit costs tens of µs of
+  CPU, a near-free loss a few: grouping is what keeps the journal near free. Everything else — run
+  status, settings, an evaluation told by an outside evaluator, a person's answer — is committed by
+  its own call, together with the evaluations waiting before it, in one transaction.
 * What the file holds is therefore always what a per-evaluation commit would have held at some
   earlier moment: a run killed with SIGKILL loses at most the last interval's evaluations, which
   a resumed run (same seed, same candidates) asks and evaluates again, to the same result.
@@ -32,6 +32,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,6 +143,8 @@ class Store:
         self._lock_fd: int | None = None
         self._pending: list[tuple[Any, ...]] = []  # evaluation rows not committed yet (see above)
         self._committed_at = time.monotonic()
+        self._writing = threading.RLock()  # a transaction, or the timer's group commit, at a time
+        self._timer: threading.Timer | None = None
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -225,12 +228,16 @@ class Store:
     def close(self) -> None:
         """Commit the evaluations still waiting, and close. Those that cannot be written (a full
         disk, which the run has reported already) are dropped: a resumed run computes them again."""
-        try:
-            self.flush()
-        except StoreError:
-            self._pending = []
-        finally:
-            self.connection.close()
+        with self._writing:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            try:
+                self.flush()
+            except StoreError:
+                self._pending = []
+            finally:
+                self.connection.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the writer's lock
             self._lock_fd = None
@@ -271,27 +278,39 @@ class Store:
         """One transaction; a full disk or a read-only file is a :class:`StoreError` saying so."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        pending = self._pending
-        try:
-            with self.connection:
-                if pending:  # the evaluations waiting go first, in the same transaction
-                    self.connection.executemany(INSERT_EVALUATION, pending)
-                yield self.connection
-        except sqlite3.OperationalError as error:
-            raise StoreError(
-                f"{self.path} cannot be written: {_reason(error)}; everything committed before is kept, "
-                "and running again resumes from it"
-            ) from error
-        except sqlite3.IntegrityError:
-            self._pending = []  # rows that clash with journaled ones: nothing of them can be committed
-            raise
-        self._pending = []
-        self._committed_at = time.monotonic()
+        with self._writing:
+            pending = self._pending
+            try:
+                with self.connection:
+                    if pending:  # the evaluations waiting go first, in the same transaction
+                        self.connection.executemany(INSERT_EVALUATION, pending)
+                    yield self.connection
+            except sqlite3.OperationalError as error:
+                raise StoreError(
+                    f"{self.path} cannot be written: {_reason(error)}; everything committed before is "
+                    "kept, and running again resumes from it"
+                ) from error
+            except sqlite3.IntegrityError:
+                self._pending = []  # rows that clash with journaled ones: none of them can be committed
+                raise
+            self._pending = []
+            self._committed_at = time.monotonic()
 
     def flush(self) -> None:
         """Commit the evaluations waiting for their group commit (reads and closing do it too)."""
-        if self._pending:
-            with self._write():
+        with self._writing:
+            if self._pending:
+                with self._write():
+                    pass
+
+    def _flush_later(self) -> None:
+        """The timer's group commit: what waits is committed within COMMIT_INTERVAL even when the
+        next evaluation takes long. A failure here is left to the run's next commit to report."""
+        with self._writing:
+            self._timer = None
+            try:
+                self.flush()
+            except (StoreError, sqlite3.Error):
                 pass
 
     # -- settings -------------------------------------------------------------------------------
@@ -380,9 +399,14 @@ class Store:
             for e in evaluations
         ]
         if not told and answer is None and not self.readonly:
-            self._pending.extend(rows)  # committed with the next commit, within COMMIT_INTERVAL
-            if time.monotonic() - self._committed_at < COMMIT_INTERVAL:
-                return
+            with self._writing:
+                self._pending.extend(rows)  # committed within COMMIT_INTERVAL, by a timer if need be
+                if time.monotonic() - self._committed_at < COMMIT_INTERVAL:
+                    if self._timer is None:
+                        self._timer = threading.Timer(COMMIT_INTERVAL, self._flush_later)
+                        self._timer.daemon = True
+                        self._timer.start()
+                    return
             rows = []
         try:
             with self._write() as db:
