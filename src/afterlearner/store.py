@@ -8,7 +8,7 @@ How it commits (the cheapest scheme that keeps a run killed at any point resumin
 * WAL mode with ``synchronous=NORMAL``: a commit appends to the write-ahead log without waiting for
   the disk, and another process can read the store while a run writes it (readers see committed
   transactions only, each one whole).
-* Evaluations that the run can compute again (``record_batch(told=False)``: the retrofit loop's own)
+* Evaluations that the run can compute again (``record_batch(deferred=True)``: the retrofit loop's)
   are committed in groups, within :data:`COMMIT_INTERVAL` seconds (by a timer thread when no
   other commit comes first); a slow evaluation is committed at once. A commit costs tens of µs of
   CPU, a near-free loss a few: grouping is what keeps the journal near free. Everything else — run
@@ -383,22 +383,27 @@ class Store:
             return {}
         return {idx: _unblob(blob) for idx, blob in rows}  # type: ignore[misc]
 
-    def record(self, evaluation: Evaluation, told: bool = False) -> None:
+    def record(self, evaluation: Evaluation, told: bool = False, deferred: bool = False) -> None:
         """Commit one evaluation (``told``: and remove it from the asked candidates, atomically)."""
-        self.record_batch([evaluation], told)
+        self.record_batch([evaluation], told, deferred=deferred)
 
-    def record_batch(self, evaluations: list[Evaluation], told: bool = False, answer: Any = None) -> None:
+    def record_batch(
+        self, evaluations: list[Evaluation], told: bool = False, answer: Any = None, deferred: bool = False
+    ) -> None:
         """Commit evaluations together, with ``answer`` (JSON: what a person said of them) if given.
 
         All or nothing. An evaluation or an answer journaled already raises :class:`DuplicateAnswer`
-        and commits nothing.
+        and commits nothing. ``deferred``: the caller can compute these evaluations again (the
+        retrofit loop's own), so they may wait for a group commit, at most :data:`COMMIT_INTERVAL`
+        seconds (a duplicate is then reported by the commit that meets it); ignored with ``told``
+        or an ``answer``, which are committed at once.
         """
         now = time.time()
         rows = [
             (e.run_index, e.idx, _blob(e.vector), e.loss, e.status, e.error, e.wall_time, now)
             for e in evaluations
         ]
-        if not told and answer is None and not self.readonly:
+        if deferred and not told and answer is None and not self.readonly:
             with self._writing:
                 self._pending.extend(rows)  # committed within COMMIT_INTERVAL, by a timer if need be
                 if time.monotonic() - self._committed_at < COMMIT_INTERVAL:
