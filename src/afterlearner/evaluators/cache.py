@@ -5,7 +5,9 @@ outputs do not depend on the candidate. :class:`PrefixCache` finds such *boundar
 their outputs on the ℵ-dataset once, and replays them: while the cache is active, a boundary
 module's ``forward`` returns its recorded output instead of computing, so each candidate only runs
 what comes after. Everything else (the model's own forward code, hyperparameters, control flow)
-still runs live, which keeps the result identical to the uncached loss.
+still runs live, which keeps the result identical to the uncached loss. The recorded tensors are
+handed out as they are, not copied (most feed only the next cached module); a live part seen
+changing one in place gets copies of that boundary from then on (:meth:`PrefixCache._keep_intact`).
 
 How the boundary is found: one probe forward pass on the first batch, with hooks on every module
 recording when each module finishes, and a ``TorchFunctionMode`` recording when an ℵ-tensor is first
