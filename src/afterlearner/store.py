@@ -279,11 +279,15 @@ class Store:
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         with self._writing:
-            pending = self._pending
+            pending, clash = self._pending, False
             try:
                 with self.connection:
                     if pending:  # the evaluations waiting go first, in the same transaction
-                        self.connection.executemany(INSERT_EVALUATION, pending)
+                        try:
+                            self.connection.executemany(INSERT_EVALUATION, pending)
+                        except sqlite3.IntegrityError:
+                            clash = True
+                            raise
                     yield self.connection
             except sqlite3.OperationalError as error:
                 raise StoreError(
@@ -291,7 +295,8 @@ class Store:
                     "kept, and running again resumes from it"
                 ) from error
             except sqlite3.IntegrityError:
-                self._pending = []  # rows that clash with journaled ones: none of them can be committed
+                if clash:
+                    self._pending = []  # rows that clash with journaled ones: none can be committed
                 raise
             self._pending = []
             self._committed_at = time.monotonic()

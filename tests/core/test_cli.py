@@ -122,3 +122,18 @@ def test_a_finished_store_is_answered_without_building_the_task(tmp_path, capsys
     task.write_bytes(TASK.read_bytes() + b"# changed\n")
     with pytest.raises(AssertionError, match="was built"):
         main(args)
+
+
+@pytest.mark.slow
+def test_the_command_line_starts_without_torch_or_nevergrad() -> None:
+    """``import afterlearner`` and ``--help`` import neither (seconds each); the names load on use."""
+    code = (
+        "import sys, afterlearner as al\n"
+        "from afterlearner.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(sorted(m for m in ('torch', 'nevergrad', 'matplotlib', 'sklearn') if m in sys.modules))\n"
+        "import afterlearner.retrofit\n"
+        "print(callable(al.retrofit) and al.retrofit.__module__, al.losses.__name__, al.Aleph.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "afterlearner.retrofit afterlearner.losses Aleph"]
