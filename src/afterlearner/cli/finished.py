@@ -67,27 +67,31 @@ def resolved(
 
 def record(args: argparse.Namespace, task: Any, default_optimizer: str, rows: list[tuple[str, str]]) -> None:
     """Note in the store what ``run`` printed for a finished retrofit, and what it answered."""
+    from afterlearner.errors import StoreError
     from afterlearner.store import Store
     from afterlearner.task import absolute_spec
 
     digest = task_digest(args.task)
     if digest is None or args.store is None:
         return
-    with Store.open(args.store) as store:
-        store.note(
-            NOTE,
-            {
-                "task": absolute_spec(args.task),
-                "sha256": digest,
-                "task_budget": task.budget,
-                "task_optimizer": task.optimizer,
-                "default_optimizer": default_optimizer,
-                "settings": resolved(args, task.budget, task.optimizer, default_optimizer),
-                "runs_state": runs_state(store),
-                "title": task.name or args.task,
-                "rows": [list(row) for row in rows if row[0] != "status"],
-            },
-        )
+    try:
+        with Store.open(args.store) as store:
+            store.note(
+                NOTE,
+                {
+                    "task": absolute_spec(args.task),
+                    "sha256": digest,
+                    "task_budget": task.budget,
+                    "task_optimizer": task.optimizer,
+                    "default_optimizer": default_optimizer,
+                    "settings": resolved(args, task.budget, task.optimizer, default_optimizer),
+                    "runs_state": runs_state(store),
+                    "title": task.name or args.task,
+                    "rows": [list(row) for row in rows if row[0] != "status"],
+                },
+            )
+    except StoreError:
+        pass  # a store that cannot take the note (read-only, disk full) is answered the long way
 
 
 def answer(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]] | None:
