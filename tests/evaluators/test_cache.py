@@ -121,6 +121,34 @@ def test_skip_connections_and_shared_modules():
         PrefixCache(aleph, loss, boundary="act")
 
 
+def test_replay_hands_out_the_recorded_outputs_without_copies():
+    torch.manual_seed(1)
+    model = Residual().eval()
+    loss = DatasetLoss(torch.randn(50, 8), torch.randint(0, 3, (50,)), error_rate, batch_size=20)
+    aleph = Aleph(model).add("head.bias")
+    cached = CachedEvaluator(aleph, loss)
+    assert losses(cached, candidates(aleph)) == losses(SequentialEvaluator(aleph, loss), candidates(aleph))
+    assert cached.cache.copying == set()  # nothing changed them in place: never copied
+    recorded = cached.cache.store["stem"][1][0][0]
+    with cached.cache.active():
+        cached.cache.batch = 1
+        assert model.stem(torch.zeros(1, 8)) is recorded
+
+
+def test_a_live_part_that_changes_a_replayed_output_in_place_gets_copies(conv):
+    """ConvNet's forward applies ``relu_`` to a view of the cached features: the first cached
+    evaluation changes the recording, which is caught, recorded again and copied from then on."""
+    model, loss = conv
+    aleph = Aleph(model).add("head.bias")
+    vectors = candidates(aleph, count=5, scale=1.0)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    cached = CachedEvaluator(aleph, loss)
+    assert losses(cached, vectors) == plain
+    assert cached.cache.copying == {"features"}
+    batched = BatchedEvaluator(aleph, loss, cache=PrefixCache(aleph, loss), mode="loop")
+    assert losses(batched, vectors) == plain
+
+
 def test_memory_limit_falls_back_with_a_warning(conv):
     model, loss = conv
     aleph = Aleph(model).add("head.bias")
