@@ -4,6 +4,7 @@ Both loops run the same optimizer on the same model with a near-free loss (so wh
 loop itself: ask, write the candidate into the model, call the loss, tell, keep the best), at 10,
 100 and 1000 ℵ-scalars; afterlearner without and with the SQLite store. Printed as ratios from one
 run, interleaved (hand, afterlearner, afterlearner+store, repeated) so machine load hits all alike.
+The progress bar is measured on top of the store, drawn to a captured terminal.
 Times are this process's CPU time (``time.process_time``), which other processes on a busy machine
 disturb far less than wall time; the store's writes do not wait for the disk (WAL, synchronous=NORMAL).
 
@@ -13,6 +14,8 @@ disturb far less than wall time; the store's writes do not wait for the disk (WA
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import tempfile
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 import nevergrad as ng
 import numpy as np
 import torch
+from issue17 import load, print_table
 
 import afterlearner as al
 from afterlearner.retrofit import derive_seed
@@ -57,15 +61,22 @@ def hand_loop(size: int, budget: int, optimizer: str, seed: int) -> tuple[float,
 
 
 def afterlearner_loop(
-    size: int, budget: int, optimizer: str, seed: int, store: Path | None
+    size: int, budget: int, optimizer: str, seed: int, store: Path | None, progress: bool = False
 ) -> tuple[float, float]:
     layer = make_layer(size)
     aleph = al.Aleph(layer).add("bias")
     start = time.process_time()
     result = al.retrofit(
-        aleph, cheap_loss, budget=budget, optimizer=optimizer, seed=seed, store=store, progress=False
+        aleph, cheap_loss, budget=budget, optimizer=optimizer, seed=seed, store=store, progress=progress
     )
     return (time.process_time() - start) / budget, result.best_loss
+
+
+def with_bar(size: int, budget: int, optimizer: str, seed: int, store: Path) -> tuple[float, float]:
+    """afterlearner with the store and the progress bar, drawn on a terminal (captured, not shown)."""
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        return afterlearner_loop(size, budget, optimizer, seed, store, progress=True)
 
 
 def main() -> None:
@@ -77,28 +88,48 @@ def main() -> None:
     torch.set_num_threads(1)
     print(
         f"optimizer {args.optimizer}, budget {args.budget}, median of {args.repeats} interleaved repeats "
-        "(ratios: median of per-seed ratios)"
+        f"(ratios: median of per-repeat ratios; best-of: best time over best time); {load()}"
     )
     print(
         f"{'ℵ-scalars':>9s} {'hand µs/eval':>13s} {'al µs/eval':>11s} {'ratio':>6s} "
-        f"{'al+store µs/eval':>17s} {'ratio':>6s} {'store adds µs/eval':>19s}  same best losses"
+        f"{'al+store µs/eval':>17s} {'ratio (best-of)':>16s} {'store adds µs':>14s} "
+        f"{'bar adds':>9s}  same best losses"
     )
+    ratios, adds, bars = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for size in (10, 100, 1000):
-            hand, plain, stored = [], [], []
+            hand, plain, stored, barred = [], [], [], []
             for repeat in range(args.repeats):
                 hand.append(hand_loop(size, args.budget, args.optimizer, repeat))
                 plain.append(afterlearner_loop(size, args.budget, args.optimizer, repeat, None))
                 path = Path(folder) / f"{size}-{repeat}.sqlite"
                 stored.append(afterlearner_loop(size, args.budget, args.optimizer, repeat, path))
+                path = Path(folder) / f"{size}-{repeat}-bar.sqlite"
+                barred.append(with_bar(size, args.budget, args.optimizer, repeat, path))
             h, p, s = (statistics.median(run[0] for run in runs) * 1e6 for runs in (hand, plain, stored))
             ratio = statistics.median(a[0] / b[0] for a, b in zip(plain, hand, strict=True))
             ratio_store = statistics.median(a[0] / b[0] for a, b in zip(stored, hand, strict=True))
-            same = all(a[1] == b[1] == c[1] for a, b, c in zip(hand, plain, stored, strict=True))
-            print(
-                f"{size:9d} {h:13.1f} {p:11.1f} {ratio:6.2f} {s:17.1f} {ratio_store:6.2f} {s - p:19.1f}  "
-                f"{'yes' if same else 'NO'}"
+            best_store = min(run[0] for run in stored) / min(run[0] for run in hand)  # best time of each
+            bar = statistics.median(a[0] / b[0] - 1 for a, b in zip(barred, stored, strict=True))
+            same = all(
+                a[1] == b[1] == c[1] == d[1] for a, b, c, d in zip(hand, plain, stored, barred, strict=True)
             )
+            ratios.append((ratio_store, best_store))
+            adds.append(s - p)
+            bars.append(bar)
+            print(
+                f"{size:9d} {h:13.1f} {p:11.1f} {ratio:6.2f} {s:17.1f} {ratio_store:7.2f} ({best_store:.2f})"
+                f" {s - p:14.1f} {100 * bar:+8.1f}%  {'yes' if same else 'NO'}"
+            )
+    low, high = min(r[0] for r in ratios), max(r[0] for r in ratios)
+    print_table(
+        {
+            "overhead": f"{low:.2f}–{high:.2f}× median (best-of {min(r[1] for r in ratios):.2f}–"
+            f"{max(r[1] for r in ratios):.2f}×; the store adds {min(adds):.0f}–{max(adds):.0f} µs CPU "
+            "per evaluation)",
+            "progress": f"{100 * min(bars):+.1f}% to {100 * max(bars):+.1f}% (median per size)",
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 The same retrofit (CPU-bound loss from bench/speed_cpu_task.py, budget B, λ=4, seed 0) runs with each
 evaluator; the workers are started and warmed up before timing and shut down after it (one-off costs
-per run). Each evaluator runs the retrofit R times, the three evaluators taking turns, and the best
-time of each is compared (a passing burst of load from elsewhere then spoils one repeat, not the
-ratio). The journals are compared: they must be identical whatever the number of workers. The machine
-is shared, so the load average is printed before and after; the ratios are only as good as the
-cores that were free.
+per run). Each evaluator runs the retrofit R times, the three evaluators taking turns; the speed-ups
+are the medians of the per-repeat ratios (each repeat's evaluators ran back to back, under about the
+same load), the best-of ratios printed beside them, labelled. The journals are compared: they must be
+identical whatever the number of workers. The machine is shared, so the load average is printed
+before and after; the ratios are only as good as the cores that were free.
 
     .venv/bin/python bench/speed_parallel.py [--budget 48] [--repeats 3] [--factory task|heavy]
 """
@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from pathlib import Path
 
 import torch
+from issue17 import median_and_best, print_table
 
 from afterlearner import retrofit
 from afterlearner.evaluators.dask import DaskEvaluator
@@ -83,16 +85,29 @@ def main() -> None:
             evaluator.close()
     for label, runs in times.items():
         print(
-            f"{label:30s} best {min(runs):6.2f} s  ({1e3 * min(runs) / args.budget:.0f} ms per evaluation)"
+            f"{label:30s} median {statistics.median(runs):6.2f} s "
+            f"({1e3 * statistics.median(runs) / args.budget:.0f} ms per evaluation), "
+            f"best-of {min(runs):6.2f} s"
             f"  all: {', '.join(f'{t:.2f}' for t in runs)}"
         )
-    times = {label: min(runs) for label, runs in times.items()}
-    base = times["1 process"]
-    print(f"2 processes vs 1 process:            {base / times['2 processes']:.2f}x")
-    print(f"Dask (2 workers) vs 1 process:       {base / times['Dask LocalCluster, 2 workers']:.2f}x")
+    speedups = {}
+    for label, key in (("2 processes", "parallel"), ("Dask LocalCluster, 2 workers", "dask")):
+        ratios = [one / many for one, many in zip(times["1 process"], times[label], strict=True)]
+        speedups[key] = median_and_best(ratios)
+        median, best = speedups[key]
+        print(
+            f"{label + ' vs 1 process:':36s} median {median:.2f}x, best-of {best:.2f}x  "
+            f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
     same = all(journal == journals["1 process"] for journal in journals.values())
     print(f"journals (vectors and losses) identical across worker counts: {same}")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print_table(
+        {
+            key: f"median {median:.2f}× (best-of {best:.2f}×), {args.repeats} repeats, "
+            f"{1e3 * statistics.median(times['1 process']) / args.budget:.0f} ms per evaluation"
+            for key, (median, best) in speedups.items()
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -145,13 +145,11 @@ def task() -> al.Task:
     """Factory for ``afterlearner run examples/recall_at_precision.py:task``."""
     split = make_split()
     model = train(split)
-    aleph = (
-        al.Aleph(model)
-        .add("head.bias")
-        # Factors between 0 and 4: a hidden unit's say can grow or shrink, but its sign stays the one
-        # training gave it.
-        .add("head.weight", mode="scale", per="column", low=0.0, high=4.0)
-    )
+    # The output layer ``head`` (the last Linear): its bias, and one factor per hidden unit
+    # (``scales="column"``) between 0 and 4: a hidden unit's say can grow or shrink, but its sign stays
+    # the one training gave it. The same as ``al.Aleph(model).add("head.bias")
+    # .add("head.weight", mode="scale", per="column", low=0.0, high=4.0)``.
+    aleph = al.presets.classifier_head(model, scales="column", low=0.0, high=4.0)
     return al.Task(
         aleph=aleph,
         # A DatasetLoss: the library sees the forward pass, so it computes ``body`` (which holds no

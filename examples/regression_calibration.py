@@ -118,14 +118,13 @@ def task() -> al.Task:
     """Factory for ``afterlearner run examples/regression_calibration.py:task``."""
     trips = generate_trips()
     model = train(trips)
-    aleph = (
-        al.Aleph(model)
-        .add("head.weight", mode="scale")  # one factor: stretches or shrinks the output around its mean
-        # One offset, in units of the training targets' standard deviation. The default step (half
-        # the bias's own magnitude) depends on where training happened to leave this one number, so
-        # it is set explicitly: 0.1 moves every prediction by a tenth of the targets' spread.
-        .add("head.bias", step=0.1)
-    )
+    # The output's scale and shift, on the last Linear layer ``head``: one factor on its weights
+    # (stretches or shrinks the output around its mean) and one offset on its bias, in units of the
+    # training targets' standard deviation. The default shift step (half the bias's own magnitude)
+    # depends on where training happened to leave this one number, so it is set explicitly: 0.1
+    # moves every prediction by a tenth of the targets' spread. The same as
+    # ``al.Aleph(model).add("head.weight", mode="scale").add("head.bias", step=0.1)``.
+    aleph = al.presets.output_affine(model, shift_step=0.1)
     return al.Task(
         aleph=aleph,
         # A DatasetLoss: ``body`` holds no ℵ-parameter, so the library runs it once on the ℵ-set and

@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from afterlearner import history
+from afterlearner import formatting, history
 from afterlearner.bound import bound_of
 from afterlearner.formatting import fmt
 from afterlearner.guards import GuardCheck
@@ -23,8 +23,7 @@ from afterlearner.store import Evaluation, Store
 
 def make_console() -> Console:
     """A console for tables: the terminal's width, or 130 columns when output is not a terminal."""
-    plain = Console()
-    return plain if plain.is_terminal else Console(width=130)
+    return formatting.make_console()  # type: ignore[no-any-return]
 
 
 def best_so_far(losses: Sequence[float | None]) -> list[float]:
@@ -102,12 +101,7 @@ def _optimizer_name(result: RetrofitResult) -> str:
 
 
 def print_result(result: RetrofitResult, title: str = "retrofit", console: Console | None = None) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for label, value in result_rows(result):
-        table.add_row(label, value)
-    (console or make_console()).print(table)
+    formatting.print_rows(result_rows(result), title, console)
 
 
 def store_rows(store: Store, delta: float = 0.05) -> list[dict[str, Any]]:

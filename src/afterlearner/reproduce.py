@@ -28,7 +28,7 @@ from afterlearner.evaluators import make_evaluator
 from afterlearner.experiments.base import Experiment
 from afterlearner.formatting import fmt
 from afterlearner.guards import GuardCheck
-from afterlearner.heldout import Gain
+from afterlearner.heldout import Gain, HeldOut, fmt_gain
 from afterlearner.report import plot_convergence
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.task import Task, measured_loss
@@ -107,6 +107,7 @@ def run_experiment(
     extra_before = measure_extra(task)
     result = _search(experiment, task, budget, seed, reduced, processes, progress)
     extra_after = measure_extra(task)
+    comparisons = experiment.comparisons(task, result) if experiment.comparisons else {}
     plot = plot_convergence(
         {experiment.name: result.losses()},
         out / PLOTS_DIR / f"{experiment.name}.png",
@@ -144,6 +145,7 @@ def run_experiment(
         or ("" if bound is not None else f"none: {result.optimizer} is not comparison-based"),
         "extra_before": extra_before,
         "extra_after": extra_after,
+        "comparisons": {label: held.as_dict() for label, held in comparisons.items()},
         "wall_time": round(result.wall_time, 2),
         "setup_time": round(setup_time, 2),
         "plot": _relative(plot, out),
@@ -245,6 +247,22 @@ def _gain_cell(row: dict[str, Any]) -> str:
     return f"{gain['value']:.4g} [{gain['low']:.4g}, {gain['high']:.4g}]: {row['verdict']}"
 
 
+def _comparison_lines(comparisons: dict[str, Any]) -> list[str]:
+    """The table of the row's further held-out comparisons (a baseline A → a model B, usually the
+    retrofitted one): both held-out losses and the gain A − B with its interval."""
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        "| held-out comparison (A → B) | A | B | gain A − B (95% interval) |",
+        "|---|---|---|---|",
+    ]
+    for label, data in comparisons.items():
+        held = HeldOut.from_dict(data)
+        lines.append(f"| {label} | {held.before} | {held.after} | {fmt_gain(held.gain)} |")
+    return lines
+
+
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     """``results.md``: the table, then one section per experiment with its plot and extra metrics."""
     lines = [
@@ -293,6 +311,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
                 lines.append(
                     f"| {key} | {fmt(row['extra_before'].get(key))} | {fmt(row['extra_after'].get(key))} |"
                 )
+        lines += _comparison_lines(row.get("comparisons") or {})
         lines += ["", f"![convergence of {row['name']}]({row['plot']})"]
         for artefact in row.get("artefacts", []):
             shown = f"![{Path(artefact).stem}]({artefact})" if artefact.endswith(".png") else f"- {artefact}"

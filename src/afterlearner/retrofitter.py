@@ -378,7 +378,9 @@ class Retrofitter:
             for slot, (_, loss) in zip(slots, told, strict=True)
         ]
         if self.journal is not None:
-            self.journal.record_batch(evaluations, told=self.journal_asks, answer=answer)
+            self.journal.record_batch(
+                evaluations, told=self.journal_asks, answer=answer, deferred=not self.journal_asks
+            )
         for slot, evaluation in zip(slots, evaluations, strict=True):
             slot.evaluation = evaluation
             run.new_evaluations += 1

@@ -308,6 +308,8 @@ class Aleph:
         tensors = self._tensors()
         names = [pattern] if pattern in tensors else fnmatch.filter(tensors, pattern)
         if not names:
+            if not tensors and self.model is not None and is_frozen_script(self.model):
+                raise SpaceError(f"{pattern!r}: {FROZEN_SCRIPT}")
             close = difflib.get_close_matches(pattern, list(tensors), n=5, cutoff=0.5)
             hint = (
                 f"; closest names: {', '.join(close)}"
@@ -390,6 +392,28 @@ class Aleph:
     def __repr__(self) -> str:
         parts = ", ".join(f"{e.name}[{e.size}]" for e in self.entries)
         return f"Aleph({len(self)} scalars: {parts})"
+
+    def describe(self) -> str:
+        """The chosen entries for people, one line each: name, what is searched, ℵ-scalars, step, range.
+
+        ``afterlearner suggest`` prints it for a task; :func:`afterlearner.presets.describe` lists the
+        groups one could choose instead.
+        """
+        lines = [f"ℵ-space: {len(self)} ℵ-scalars in {len(self.entries)} entries"]
+        width = max((len(entry.name) for entry in self.entries), default=0)
+        for entry in self.entries:
+            if isinstance(entry, TensorEntry):
+                what = f"{'offsets' if entry.mode == 'offset' else 'factors'} per {entry.per}"
+                low, high, step = entry.low, entry.high, f"step {entry.step:.3g}"
+            else:
+                assert isinstance(entry, HyperEntry)
+                kind = "integer" if entry.integer else "value"
+                what = f"{kind}{', log scale' if entry.log else ''}, starts at {entry.original}"
+                low, high, step = entry.low, entry.high, ""
+            bounds = "" if low is None and high is None else f"in [{low}, {high}]"
+            extra = ", ".join(part for part in (step, bounds) if part)
+            lines.append(f"  {entry.name:<{width}}  {entry.size:>6}  {what}{f' ({extra})' if extra else ''}")
+        return "\n".join(lines)
 
     def check(self) -> None:
         """Raise :class:`SpaceError` if nothing is searched."""
@@ -509,6 +533,23 @@ class Aleph:
         if vector.size != len(self):
             raise SpaceError(f"candidate has {vector.size} values, the ℵ-space has {len(self)}")
         return vector
+
+
+#: Why a TorchScript module without parameters or buffers cannot be retrofitted by tensor name.
+FROZEN_SCRIPT = (
+    "this TorchScript module has no parameters or buffers: it was frozen (torch.jit.freeze, "
+    "optimize_for_inference), which bakes its weights into its code as constants; choose the "
+    "ℵ-parameters on the module before freezing it, or load the unfrozen file"
+)
+
+
+def is_frozen_script(model: torch.nn.Module) -> bool:
+    """A TorchScript module whose weights are constants in its code (no parameter or buffer left)."""
+    return (
+        isinstance(model, torch.jit.ScriptModule)
+        and next(iter(model.parameters()), None) is None
+        and next(iter(model.buffers()), None) is None
+    )
 
 
 def _default_step(tensor: torch.Tensor, mode: Mode) -> float:

@@ -1,8 +1,28 @@
 """The run journal: one SQLite file with the settings, every run and every evaluation.
 
-Each evaluation is committed as it happens (WAL mode, so another process can read the store while
-a run writes it, and a killed process loses nothing that was committed). A store belongs to one set
-of settings; opening it with other settings is refused rather than mixing two experiments.
+A store belongs to one set of settings; opening it with other settings is refused rather than
+mixing two experiments.
+
+How it commits (the cheapest scheme that keeps a run killed at any point resuming to the same result):
+
+* WAL mode with ``synchronous=NORMAL``: a commit appends to the write-ahead log without waiting for
+  the disk, and another process can read the store while a run writes it (readers see committed
+  transactions only, each one whole).
+* Evaluations that the run can compute again (``record_batch(deferred=True)``: the retrofit loop's)
+  are committed in groups, within :data:`COMMIT_INTERVAL` seconds (by a timer thread when no
+  other commit comes first); a slow evaluation is committed at once. A commit costs tens of µs of
+  CPU, a near-free loss a few: grouping is what keeps the journal near free. Everything else — run
+  status, settings, an evaluation told by an outside evaluator, a person's answer — is committed by
+  its own call, together with the evaluations waiting before it, in one transaction.
+* What the file holds is therefore always what a per-evaluation commit would have held at some
+  earlier moment: a run killed with SIGKILL loses at most the last interval's evaluations, which
+  a resumed run (same seed, same candidates) asks and evaluates again, to the same result.
+  Readers of the store in this process (``evaluations()``, ``runs()``, ...) see everything.
+
+Process death (SIGKILL, a crash, the OOM killer) loses nothing that was committed: the log is in
+the operating system's hands. Power loss or a kernel crash can lose the last commits before the
+log reached the disk (``synchronous=NORMAL`` does not wait for it); the file stays consistent (WAL
+replays only whole transactions) and the run resumes from what survived.
 """
 
 from __future__ import annotations
@@ -12,6 +32,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +50,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Settings that must match for a store to be resumed; the others are recorded for display only.
 IDENTITY_KEYS = ("mode", "space", "optimizer", "seed", "workers", "runs", "budget", "guards")
+#: Seconds at most between the commits of evaluations the run can compute again (see above).
+COMMIT_INTERVAL = 0.05
 #: ``settings["mode"]`` of a feedback session's store (an offline retrofit's has none).
 FEEDBACK = "feedback"
 
@@ -60,6 +83,11 @@ CREATE TABLE IF NOT EXISTS asked (
     PRIMARY KEY (run_index, idx)
 );
 """
+
+INSERT_EVALUATION = (
+    "INSERT INTO evaluations (run_index, idx, vector, loss, status, error, wall_time, finished, guards)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 #: Columns added to a table after version 1 was first written: (table, column, declaration).
 #: A writable open adds the missing ones; readers treat a missing one as NULL.
@@ -135,6 +163,10 @@ class Store:
         self.connection = connection
         self.readonly = readonly
         self._lock_fd: int | None = None
+        self._pending: list[tuple[Any, ...]] = []  # evaluation rows not committed yet (see above)
+        self._committed_at = time.monotonic()
+        self._writing = threading.RLock()  # a transaction, or the timer's group commit, at a time
+        self._timer: threading.Timer | None = None
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -216,7 +248,18 @@ class Store:
                         self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
-        self.connection.close()
+        """Commit the evaluations still waiting, and close. Those that cannot be written (a full
+        disk, which the run has reported already) are dropped: a resumed run computes them again."""
+        with self._writing:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            try:
+                self.flush()
+            except StoreError:
+                self._pending = []
+            finally:
+                self.connection.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the writer's lock
             self._lock_fd = None
@@ -274,14 +317,45 @@ class Store:
         """One transaction; a full disk or a read-only file is a :class:`StoreError` saying so."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        try:
-            with self.connection:
-                yield self.connection
-        except sqlite3.OperationalError as error:
-            raise StoreError(
-                f"{self.path} cannot be written: {_reason(error)}; everything committed before is kept, "
-                "and running again resumes from it"
-            ) from error
+        with self._writing:
+            pending, clash = self._pending, False
+            try:
+                with self.connection:
+                    if pending:  # the evaluations waiting go first, in the same transaction
+                        try:
+                            self.connection.executemany(INSERT_EVALUATION, pending)
+                        except sqlite3.IntegrityError:
+                            clash = True
+                            raise
+                    yield self.connection
+            except sqlite3.OperationalError as error:
+                raise StoreError(
+                    f"{self.path} cannot be written: {_reason(error)}; everything committed before is "
+                    "kept, and running again resumes from it"
+                ) from error
+            except sqlite3.IntegrityError:
+                if clash:
+                    self._pending = []  # rows that clash with journaled ones: none can be committed
+                raise
+            self._pending = []
+            self._committed_at = time.monotonic()
+
+    def flush(self) -> None:
+        """Commit the evaluations waiting for their group commit (reads and closing do it too)."""
+        with self._writing:
+            if self._pending:
+                with self._write():
+                    pass
+
+    def _flush_later(self) -> None:
+        """The timer's group commit: what waits is committed within COMMIT_INTERVAL even when the
+        next evaluation takes long. A failure here is left to the run's next commit to report."""
+        with self._writing:
+            self._timer = None
+            try:
+                self.flush()
+            except (StoreError, sqlite3.Error):
+                pass
 
     # -- settings -------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any] | None:
@@ -315,6 +389,16 @@ class Store:
                 f"({'; '.join(differences)}); use another store file"
             )
 
+    def note(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON) under ``key`` beside the runs, for a tool to read again (:meth:`noted`)."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"note:{key}", json.dumps(value)))
+
+    def noted(self, key: str) -> Any:
+        """What :meth:`note` kept under ``key``, or None."""
+        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (f"note:{key}",)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     # -- runs and evaluations -------------------------------------------------------------------
     def start_run(self, run_index: int, seed: int) -> None:
         with self._write() as db:
@@ -334,6 +418,7 @@ class Store:
 
     def asked(self, run_index: int) -> dict[int, np.ndarray]:
         """The candidates of a run handed out and not yet told, by index (empty for an old store)."""
+        self.flush()  # this process reads what it told
         try:
             rows = self.connection.execute(
                 "SELECT idx, vector FROM asked WHERE run_index = ? ORDER BY idx", (run_index,)
@@ -342,17 +427,46 @@ class Store:
             return {}
         return {idx: _unblob(blob) for idx, blob in rows}  # type: ignore[misc]
 
-    def record(self, evaluation: Evaluation, told: bool = False) -> None:
+    def record(self, evaluation: Evaluation, told: bool = False, deferred: bool = False) -> None:
         """Commit one evaluation (``told``: and remove it from the asked candidates, atomically)."""
-        self.record_batch([evaluation], told)
+        self.record_batch([evaluation], told, deferred=deferred)
 
-    def record_batch(self, evaluations: list[Evaluation], told: bool = False, answer: Any = None) -> None:
+    def record_batch(
+        self, evaluations: list[Evaluation], told: bool = False, answer: Any = None, deferred: bool = False
+    ) -> None:
         """Commit evaluations together, with ``answer`` (JSON: what a person said of them) if given.
 
         All or nothing. An evaluation or an answer journaled already raises :class:`DuplicateAnswer`
-        and commits nothing.
+        and commits nothing. ``deferred``: the caller can compute these evaluations again (the
+        retrofit loop's own), so they may wait for a group commit, at most :data:`COMMIT_INTERVAL`
+        seconds (a duplicate is then reported by the commit that meets it); ignored with ``told``
+        or an ``answer``, which are committed at once.
         """
         now = time.time()
+        rows = [
+            (
+                e.run_index,
+                e.idx,
+                _blob(e.vector),
+                e.loss,
+                e.status,
+                e.error,
+                e.wall_time,
+                now,
+                None if e.guards is None else json.dumps(e.guards),
+            )
+            for e in evaluations
+        ]
+        if deferred and not told and answer is None and not self.readonly:
+            with self._writing:
+                self._pending.extend(rows)  # committed within COMMIT_INTERVAL, by a timer if need be
+                if time.monotonic() - self._committed_at < COMMIT_INTERVAL:
+                    if self._timer is None:
+                        self._timer = threading.Timer(COMMIT_INTERVAL, self._flush_later)
+                        self._timer.daemon = True
+                        self._timer.start()
+                    return
+            rows = []
         try:
             with self._write() as db:
                 if answer is not None:
@@ -364,24 +478,8 @@ class Store:
                 if told:
                     keys = [(e.run_index, e.idx) for e in evaluations]
                     db.executemany("DELETE FROM asked WHERE run_index = ? AND idx = ?", keys)
-                db.executemany(
-                    "INSERT INTO evaluations (run_index, idx, vector, loss, status, error, wall_time,"
-                    " finished, guards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            e.run_index,
-                            e.idx,
-                            _blob(e.vector),
-                            e.loss,
-                            e.status,
-                            e.error,
-                            e.wall_time,
-                            now,
-                            None if e.guards is None else json.dumps(e.guards),
-                        )
-                        for e in evaluations
-                    ],
-                )
+                if rows:
+                    db.executemany(INSERT_EVALUATION, rows)
         except sqlite3.IntegrityError as error:
             first = evaluations[0]
             raise DuplicateAnswer(
@@ -418,6 +516,7 @@ class Store:
 
     def undone(self, run_index: int = 0) -> list[dict[str, Any]]:
         """Every answer taken back, in order: its batch, the answer, the losses it had told, when."""
+        self.flush()  # this process reads what it told
         try:
             rows = self.connection.execute(
                 "SELECT first_idx, answer, losses, answered, undone FROM undone WHERE run_index = ? "
@@ -439,6 +538,7 @@ class Store:
 
     def answers(self, run_index: int = 0) -> list[tuple[int, Any]]:
         """(first evaluation index, answer) of every answered batch of a run, in order."""
+        self.flush()  # this process reads what it told
         try:
             rows = self.connection.execute(
                 "SELECT first_idx, answer FROM answers WHERE run_index = ? ORDER BY first_idx", (run_index,)
@@ -474,6 +574,7 @@ class Store:
             )
 
     def evaluations(self, run_index: int | None = None) -> list[Evaluation]:
+        self.flush()  # this process reads what it told
         guards = "guards" if self._has_column("evaluations", "guards") else "NULL"  # an old store, read-only
         query = f"SELECT run_index, idx, vector, loss, status, error, wall_time, {guards} FROM evaluations"
         rows = (
@@ -490,6 +591,7 @@ class Store:
         return any(row[1] == column for row in self.connection.execute(f"PRAGMA table_info({table})"))
 
     def runs(self) -> list[dict[str, Any]]:
+        self.flush()  # this process reads what it told
         cursor = self.connection.execute(
             "SELECT runs.*, (SELECT COUNT(*) FROM evaluations WHERE evaluations.run_index = runs.run_index)"
             " AS evaluations FROM runs ORDER BY run_index"

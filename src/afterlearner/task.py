@@ -8,10 +8,12 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afterlearner.errors import TaskError
-from afterlearner.space import Aleph
+
+if TYPE_CHECKING:  # torch is imported by the task file itself, not to read a spec
+    from afterlearner.space import Aleph
 
 T = TypeVar("T")
 
@@ -48,6 +50,12 @@ def split_spec(spec: str) -> tuple[Path, str]:
     """``"path/to/task.py:factory"`` → (path, factory name); the name defaults to ``task``."""
     path, _, factory = spec.rpartition(":") if spec.rpartition(":")[0].endswith(".py") else (spec, "", "task")
     return Path(path), factory or "task"
+
+
+def absolute_spec(spec: str) -> str:
+    """The task spec with an absolute file path, so workers started elsewhere find the same file."""
+    path, factory = split_spec(spec)
+    return f"{path.resolve()}:{factory}"
 
 
 def build_from_spec(spec: str, kind: type[T], **kwargs: Any) -> T:

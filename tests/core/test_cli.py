@@ -40,16 +40,18 @@ def test_run_then_resume_then_show(tmp_path, capsys) -> None:
     again = capsys.readouterr()
     assert "already complete" in again.out and "already complete" in again.err
 
-    def figures(text: str) -> list[list[str]]:
-        rows = [[cell.strip() for cell in line.split("│")] for line in text.splitlines() if "│" in line]
-        return [row for row in rows if "status" not in row]
-
-    assert figures(again.out) == figures(first)  # the original run's wall time too
+    assert _figures(again.out) == _figures(first)  # the original run's wall time too
     plot = tmp_path / "curve.png"
     assert main(["show", str(store), "--plot", str(plot)]) == 0
     shown = capsys.readouterr().out
     assert "finished" in shown and "25/25" in shown and "optimizer auto" in shown
     assert plot.exists()
+
+
+def _figures(text: str) -> list[list[str]]:
+    """The rows of a printed result table, but its status row."""
+    rows = [[cell.strip() for cell in line.split("│")] for line in text.splitlines() if "│" in line]
+    return [row for row in rows if "status" not in row]
 
 
 def test_run_factory_defaults_to_task(tmp_path, capsys) -> None:
@@ -96,3 +98,42 @@ def test_optimizers_lists_names_and_whether_the_bound_applies(capsys) -> None:
     assert main(["optimizers", "--comparison-based"]) == 0
     listed = capsys.readouterr().out
     assert "auto [default]: comparison-based" in listed and "NGOpt" not in listed
+
+
+def test_a_finished_store_is_answered_without_building_the_task(tmp_path, capsys, monkeypatch) -> None:
+    task = tmp_path / "task.py"
+    task.write_bytes(TASK.read_bytes())
+    store = tmp_path / "run.sqlite"
+    args = ["run", f"{task}:task", "--budget", "12", "--store", str(store), "--quiet"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+
+    def no_build(spec: str, **kwargs: object) -> None:
+        raise AssertionError(f"the task {spec} was built")
+
+    monkeypatch.setattr("afterlearner.task.load_task", no_build)
+    assert main(args) == 0
+    again = capsys.readouterr()
+    assert "already complete" in again.out and "already complete" in again.err
+    assert _figures(again.out) == _figures(first) and len(_figures(first)) == 10  # the same table
+    for other in (["--seed", "1"], ["--budget", "13"], ["--save", str(tmp_path / "x.safetensors")]):
+        with pytest.raises(AssertionError, match="was built"):  # these need the task: the ordinary path
+            main(args + other)
+    task.write_bytes(TASK.read_bytes() + b"# changed\n")
+    with pytest.raises(AssertionError, match="was built"):
+        main(args)
+
+
+@pytest.mark.slow
+def test_the_command_line_starts_without_torch_or_nevergrad() -> None:
+    """``import afterlearner`` and ``--help`` import neither (seconds each); the names load on use."""
+    code = (
+        "import sys, afterlearner as al\n"
+        "from afterlearner.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(sorted(m for m in ('torch', 'nevergrad', 'matplotlib', 'sklearn') if m in sys.modules))\n"
+        "import afterlearner.retrofit\n"
+        "print(callable(al.retrofit) and al.retrofit.__module__, al.losses.__name__, al.Aleph.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "afterlearner.retrofit afterlearner.losses Aleph"]

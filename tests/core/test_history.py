@@ -21,6 +21,7 @@ from afterlearner import history, report
 from afterlearner.cli import main
 from afterlearner.errors import ConfigError, StoreError
 from afterlearner.retrofit import settings_of
+from afterlearner.store import COMMIT_INTERVAL
 
 QUADRATIC = TASKS / "quadratic_task.py"
 WIDE = TASKS / "wide_task.py"
@@ -166,6 +167,7 @@ def test_show_csv_on_a_store_being_written(tmp_path, capsys) -> None:
     def reading_loss(model) -> float:
         calls[0] += 1
         if calls[0] == 6:  # five evaluations are journaled, the run is still being written
+            time.sleep(2 * COMMIT_INTERVAL)  # fast evaluations are committed within the interval
             assert main(["show", str(store), "--csv"]) == 0
             seen.append(list(csv.reader(io.StringIO(capsys.readouterr().out))))
         return loss(model)

@@ -15,7 +15,9 @@ import pytest
 from paths import TASKS
 
 import afterlearner as al
+from afterlearner import store as store_module
 from afterlearner.errors import StoreError
+from afterlearner.store import COMMIT_INTERVAL, Evaluation
 
 TASK = TASKS / "quadratic_task.py"
 AFTERLEARNER = [sys.executable, "-m", "afterlearner"]
@@ -164,9 +166,46 @@ def test_a_reader_sees_a_run_while_it_is_written(tmp_path) -> None:
 
     def loss(model):
         if len(seen) < 3:
+            time.sleep(COMMIT_INTERVAL)  # an evaluation this slow is committed as soon as it is told
             with al.Store.open(store, readonly=True) as reader:
                 seen.append(len(reader.evaluations()))
         return task.loss(model)
 
     al.retrofit(task.aleph, loss, budget=10, store=store, progress=False)
     assert seen == [0, 1, 2]
+
+
+def test_fast_evaluations_are_committed_in_groups(tmp_path, monkeypatch) -> None:
+    """Evaluations the run can compute again share commits (at most COMMIT_INTERVAL apart); another
+    process sees them once committed, this process at once, and closing the store commits the rest.
+    Without ``deferred`` every record is committed at once."""
+    interval = 0.5  # long enough that a loaded machine does not pass it by accident
+    monkeypatch.setattr(store_module, "COMMIT_INTERVAL", interval)
+    path = tmp_path / "groups.sqlite"
+    writer = al.Store.open(path)
+    writer.bind({"budget": 3})
+    writer.start_run(0, 0)
+    told = [Evaluation(0, i, np.full(2, float(i)), float(i), "ok", None, 0.0) for i in range(3)]
+    for evaluation in told:
+        writer.record(evaluation, deferred=True)
+    with al.Store.open(path, readonly=True) as reader:
+        assert reader.evaluations() == []  # within the interval: not committed yet
+    writer.record(Evaluation(0, 3, np.zeros(2), 0.5, "ok", None, 0.0), told=True)  # told: at once
+    with al.Store.open(path, readonly=True) as reader:
+        assert [e.idx for e in reader.evaluations()] == [0, 1, 2, 3]  # with the ones waiting
+    writer.record(Evaluation(0, 4, np.zeros(2), 0.25, "ok", None, 0.0), deferred=True)
+    assert [e.idx for e in writer.evaluations()] == [0, 1, 2, 3, 4]  # this process sees its own
+    writer.record(Evaluation(0, 5, np.zeros(2), 0.125, "ok", None, 0.0), deferred=True)
+    time.sleep(2 * interval)  # no other commit comes: the timer commits it
+    with al.Store.open(path, readonly=True) as reader:
+        assert [e.idx for e in reader.evaluations()] == [0, 1, 2, 3, 4, 5]
+    writer.record(Evaluation(0, 6, np.zeros(2), 0.0, "ok", None, 0.0), deferred=True)
+    writer.record(Evaluation(0, 7, np.zeros(2), 0.0, "ok", None, 0.0), deferred=True)
+    writer.close()
+    with al.Store.open(path, readonly=True) as reader:
+        assert len(reader.evaluations()) == 8
+    writer = al.Store.open(path)
+    writer.record(Evaluation(0, 8, np.zeros(2), 0.0, "ok", None, 0.0))
+    with al.Store.open(path, readonly=True) as reader:
+        assert len(reader.evaluations()) == 9
+    writer.close()

@@ -106,3 +106,17 @@ def test_hyperparameters_use_the_loop(setup):
         BatchedEvaluator(aleph, loss, mode="vmap")
     with pytest.raises(ConfigError, match="needs a DatasetLoss"):
         BatchedEvaluator(aleph, lambda m: 0.0)  # type: ignore[arg-type]
+
+
+def test_a_torchscript_module_is_batched_with_its_own_parameter_names(setup):
+    """``functional_call`` swaps a ScriptModule's parameters too: vmap and the loop give the sequential
+    losses on the scripted copy of the model (same names, no prefix cache)."""
+    model, _, loss, _ = setup
+    scripted = torch.jit.script(model)
+    aleph = Aleph(scripted).add("fc.bias").add("features.0.weight", mode="scale", per="column")
+    rng = np.random.default_rng(2)
+    vectors = [aleph.identity()] + [aleph.identity() + rng.normal(0, 0.3, len(aleph)) for _ in range(4)]
+    sequential = losses(SequentialEvaluator(aleph, loss), vectors)
+    assert len(set(sequential)) == len(vectors)  # every candidate changes the loss
+    assert losses(BatchedEvaluator(aleph, loss, mode="loop"), vectors) == sequential
+    assert losses(BatchedEvaluator(aleph, loss, mode="vmap"), vectors) == pytest.approx(sequential, rel=1e-5)

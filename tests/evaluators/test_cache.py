@@ -121,6 +121,34 @@ def test_skip_connections_and_shared_modules():
         PrefixCache(aleph, loss, boundary="act")
 
 
+def test_replay_hands_out_the_recorded_outputs_without_copies():
+    torch.manual_seed(1)
+    model = Residual().eval()
+    loss = DatasetLoss(torch.randn(50, 8), torch.randint(0, 3, (50,)), error_rate, batch_size=20)
+    aleph = Aleph(model).add("head.bias")
+    cached = CachedEvaluator(aleph, loss)
+    assert losses(cached, candidates(aleph)) == losses(SequentialEvaluator(aleph, loss), candidates(aleph))
+    assert cached.cache.copying == set()  # nothing changed them in place: never copied
+    recorded = cached.cache.store["stem"][1][0][0]
+    with cached.cache.active():
+        cached.cache.batch = 1
+        assert model.stem(torch.zeros(1, 8)) is recorded
+
+
+def test_a_live_part_that_changes_a_replayed_output_in_place_gets_copies(conv):
+    """ConvNet's forward applies ``relu_`` to a view of the cached features: the first cached
+    evaluation changes the recording, which is caught, recorded again and copied from then on."""
+    model, loss = conv
+    aleph = Aleph(model).add("head.bias")
+    vectors = candidates(aleph, count=5, scale=1.0)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    cached = CachedEvaluator(aleph, loss)
+    assert losses(cached, vectors) == plain
+    assert cached.cache.copying == {"features"}
+    batched = BatchedEvaluator(aleph, loss, cache=PrefixCache(aleph, loss), mode="loop")
+    assert losses(batched, vectors) == plain
+
+
 def test_memory_limit_falls_back_with_a_warning(conv):
     model, loss = conv
     aleph = Aleph(model).add("head.bias")
@@ -168,3 +196,23 @@ def test_default_evaluator_and_retrofit_give_the_same_run(conv):
     accelerated = retrofit(aleph, loss, budget=24, workers=4, seed=3, progress=False)
     np.testing.assert_array_equal(opaque.best, accelerated.best)
     assert accelerated.losses() == pytest.approx(opaque.losses(), abs=1e-12)
+
+
+@pytest.mark.parametrize("where", ["whole", "inside"])
+def test_torchscript_modules_are_evaluated_whole_and_said_why(conv, where):
+    """A ScriptModule's graph cannot be hooked or replayed: no cache, the reason said, same losses."""
+    model, loss = conv
+    if where == "whole":
+        model = torch.jit.script(model)
+    else:  # a scripted part inside a plain module: its ℵ-parameter uses cannot be watched either
+        model.features = torch.jit.script(model.features)
+    aleph = Aleph(model).add("head.bias").add("features.0.bias")
+    vectors = candidates(aleph)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    cache = PrefixCache(aleph, loss)
+    name = "<model>" if where == "whole" else "features"
+    assert not cache.enabled and f"{name} is a TorchScript module" in cache.describe()
+    assert losses(CachedEvaluator(aleph, loss, cache=cache), vectors) == plain
+    assert "TorchScript" in default_evaluator(aleph, loss, 1).describe()
+    with pytest.raises(BoundaryError, match="TorchScript"):
+        PrefixCache(aleph, loss, boundary="features")

@@ -55,6 +55,14 @@ def test_episodes_are_reproducible_and_temperature_is_read_live() -> None:
     sampler.temperature = 0.0
     with pytest.raises(ValueError, match="temperature"):
         first(policy)
+    sampler.greedy = True  # argmax: the temperature is not read
+    greedy_kills = first.kills(policy)
+    chooser = lambda state, observation: int(policy(*doom_game.batch([observation]))[0].argmax())  # noqa: E731
+    with torch.no_grad():
+        by_hand = [play(first._game, chooser, seed) for seed in seeds]
+    np.testing.assert_array_equal(greedy_kills, by_hand)
+    sampler.greedy, sampler.temperature = False, 1.0
+    np.testing.assert_array_equal(first.kills(policy), kills)  # remembered apart from the greedy result
     first.close()
     again.close()
     with pytest.raises(ValueError, match="seed"):
@@ -106,6 +114,20 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
     paths = doom.kills_report(task, result, tmp_path)
     assert paths[0].exists() and paths[0].stat().st_size > 1000
     assert "| retrofitted |" in paths[1].read_text() and "sampler.temperature" in paths[1].read_text()
+    assert "| trained, greedy |" in paths[1].read_text()
+    kills = doom.kills_of_each(task, result)
+    sampled_to_greedy, greedy_to_retrofitted = doom.greedy_baseline(task, result).values()
+    assert sampled_to_greedy.gain.n == greedy_to_retrofitted.gain.n == len(task.test_loss.seeds)
+    assert sampled_to_greedy.gain.value == pytest.approx(
+        kills["trained, greedy"].mean() - kills["trained"].mean()
+    )
+    assert greedy_to_retrofitted.gain.value == pytest.approx(after.mean() - kills["trained, greedy"].mean())
+    assert (
+        greedy_to_retrofitted.gain.low <= greedy_to_retrofitted.gain.value <= greedy_to_retrofitted.gain.high
+    )
+    assert not task.test_loss.sampler.greedy and -doom.kills_before_after(task, result)[
+        1
+    ].mean() == pytest.approx(result.test_best)  # the hooks leave the retrofitted policy in place, sampled
     result.restore()
     assert task.loss.sampler.temperature == 1.0
     assert all(torch.equal(trained[k], v) for k, v in task.aleph.model.state_dict().items())
@@ -114,8 +136,18 @@ def test_reduced_retrofit_plays_real_episodes(tmp_path) -> None:
 
 
 def test_kills_table() -> None:
-    table = kills_table(np.array([0, 2, 4]), np.array([3, 3, 3]))
+    table = kills_table({"trained": np.array([0, 2, 4]), "retrofitted": np.array([3, 3, 3])})
     assert "| trained | 2.00 | 1.63 | 0 |" in table and "| retrofitted | 3.00 | 0.00 | 3 |" in table
+
+
+def test_the_no_temperature_variant_searches_the_head_alone() -> None:
+    experiment = experiments.get("doom-no-temperature")
+    task = experiment.task(reduced=True)
+    assert len(task.aleph) == 6 and "sampler.temperature" not in task.aleph.labels()
+    assert task.name != experiments.get("doom").task(reduced=True).name
+    assert (
+        experiment.budget == experiments.get("doom").budget and experiment.comparisons is doom.greedy_baseline
+    )
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Image-generator experiment: the judge (classifier, Fréchet distance), steered generator, reduced run."""
+"""Image-generator experiment: the judges (classifiers, Fréchet distance), steered generator, reduced run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import torch
 
 from afterlearner.experiments.digits.generator import load_digit_generator
 from afterlearner.experiments.image_generator.experiment import (
+    SECOND_JUDGE,
     held_out_metrics,
     sample_grid,
     samples_before_after,
+    second_judge,
 )
 from afterlearner.experiments.image_generator.quality import (
+    JUDGES,
+    ConvDigitClassifier,
+    DigitClassifier,
     Judge,
     frechet_distance,
     gaussian,
@@ -20,6 +25,7 @@ from afterlearner.experiments.image_generator.quality import (
     real_digits,
 )
 from afterlearner.experiments.image_generator.task import SteeredGenerator, make_task
+from afterlearner.experiments.image_generator.train_classifier import train
 from afterlearner.retrofit import retrofit
 
 
@@ -37,8 +43,9 @@ def test_frechet_distance_of_known_gaussians():
         gaussian(a[:1])
 
 
-def test_the_judge_prefers_real_digits_to_noise():
-    classifier = load_classifier()
+@pytest.mark.parametrize("kind", sorted(JUDGES))
+def test_each_judge_prefers_real_digits_to_noise(kind):
+    classifier = load_classifier(kind=kind)
     images, labels = real_digits()
     assert float((classifier(images).argmax(1).numpy() == labels).mean()) > 0.95
     judge = Judge(classifier, images[:800])
@@ -46,6 +53,25 @@ def test_the_judge_prefers_real_digits_to_noise():
     noise = judge.scores(torch.rand(997, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
     assert real["frechet distance"] < noise["frechet distance"] / 5
     assert real["confidence"] > noise["confidence"] and real["class entropy"] > 2.2
+
+
+def test_the_second_judge_is_another_network():
+    first, second = load_classifier(), load_classifier(kind="cnn")
+    assert isinstance(first, DigitClassifier) and isinstance(second, ConvDigitClassifier)
+    images, _ = real_digits()
+    assert first.features(images[:5]).shape == (5, 32) and second.features(images[:5]).shape == (5, 24)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        load_classifier(kind="vit")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(JUDGES))
+def test_training_script_reproduces_the_committed_judges(kind):
+    torch.set_num_threads(1)
+    model, accuracy = train(seed=JUDGES[kind][2], kind=kind)
+    committed = load_classifier(kind=kind).state_dict()
+    assert accuracy > 0.95
+    assert all(torch.equal(value, committed[key]) for key, value in model.state_dict().items())
 
 
 def test_steered_generator_at_identity_is_the_generator():
@@ -77,6 +103,12 @@ def test_reduced_retrofit_lowers_the_frechet_distance_and_draws_samples(tmp_path
     )
     assert result.best_loss < result.initial_loss
     assert set(held_out_metrics(task)) == {"frechet distance", "confidence", "class entropy"}
+    after = held_out_metrics(task)
+    [second] = second_judge(task, result).values()
+    assert SECOND_JUDGE in second_judge(task, result)
+    assert held_out_metrics(task) == after  # the hook leaves the retrofitted generator in place
+    assert second.gain.n == 300 and second.gain.low is not None and second.gain.low <= second.gain.value
+    assert second.before.value - second.after.value == pytest.approx(second.gain.value)
     [path] = samples_before_after(task, result, tmp_path)
     assert path.stat().st_size > 2000
     assert np.array_equal(task.aleph.to_vector(task.aleph.to_value(result.best)), result.best)

@@ -327,6 +327,9 @@ def test_reproduce_ldm_reduced_writes_the_online_curve(tmp_path) -> None:
     assert row["aleph_scalars"] == 64 + 3 and row["evaluations"] == 16
     assert row["aleph_after"] <= row["aleph_before"]
     assert row["bound"] is None and "not applicable" in row["bound_note"]
+    gain = row["test_gain"]  # one verdict per referee, paired: an interval over the 10 referees
+    assert gain["n"] == 10 and gain["low"] <= gain["value"] <= gain["high"] and gain["p_value"] is not None
+    assert row["test_before"] - row["test_after"] == pytest.approx(gain["value"])
     assert (tmp_path / "ldm-curve.png").stat().st_size > 10_000
     assert (tmp_path / "ldm-examples.png").stat().st_size > 5_000
     variants = json.loads((tmp_path / "ldm-curve.json").read_text())
@@ -340,3 +343,53 @@ def test_reproduce_ldm_reduced_writes_the_online_curve(tmp_path) -> None:
             assert np.all(np.diff(random) >= 0)
         assert measured["summary"]["session_final"] > measured["summary"]["start"]
         assert np.asarray(measured["images"][0]["target"]).shape == (16, 16)
+
+
+def test_the_referees_are_ten_independently_trained_judges() -> None:
+    from afterlearner.experiments.ldm.judge import accuracy, load_judge
+    from afterlearner.experiments.ldm.referees import WEIGHTS, load_referees
+
+    panel = load_referees()
+    assert len(panel) == 10
+    first = load_judge(WEIGHTS / "judge_heldout.pt").state_dict()
+    assert all(torch.equal(first[key], value) for key, value in panel[0].state_dict().items())
+    users = load_judge(WEIGHTS / "judge.pt").state_dict()
+    weights = [judge.state_dict()["body.0.weight"] for judge in panel] + [users["body.0.weight"]]
+    assert all(not torch.equal(a, b) for i, a in enumerate(weights) for b in weights[i + 1 :])  # all distinct
+    digits = data.load()
+    assert all(accuracy(judge, digits.held_images, digits.held_labels) > 0.95 for judge in panel)
+
+
+def test_panel_verdicts_score_one_image_with_every_referee() -> None:
+    from afterlearner.experiments.ldm.curve import target_image, targets_of, user_for
+    from afterlearner.experiments.ldm.referees import load_referees
+    from afterlearner.experiments.ldm.task import PanelVerdicts
+
+    class Still:
+        """A steering whose sampler renders one fixed image (the target itself)."""
+
+        def __init__(self, image: np.ndarray) -> None:
+            self.sampler = self
+            self.image = image
+
+        def render(self) -> np.ndarray:
+            return self.image
+
+    target = targets_of(3, 1)[0]
+    referees = [user_for(judge, target, 3) for judge in load_referees()]
+    verdicts = PanelVerdicts(Still(target_image(target)), referees)(None)
+    assert verdicts.shape == (10,) and np.allclose(
+        verdicts, 0.0, atol=1e-6
+    )  # the target is its own best likeness
+    with pytest.raises(ValueError, match="at least 2"):
+        PanelVerdicts(Still(target_image(target)), referees[:1])
+
+
+@pytest.mark.slow
+def test_the_referee_script_reproduces_the_committed_panel() -> None:
+    from afterlearner.experiments.ldm.referees import load_referees, train_referees
+
+    judges, accuracies = train_referees(seeds=(2,))
+    committed = load_referees()[1].state_dict()
+    assert all(torch.equal(value, committed[key]) for key, value in judges[2].state_dict().items())
+    assert accuracies[2] > 0.95

@@ -238,3 +238,32 @@ def test_markdown_of_a_non_comparison_based_run_says_none():
     assert "| 10 | none |" in markdown and "Bound: none: NGOpt" in markdown
     assert "| 10 | 1.500 (vacuous) |" in render_markdown([{**row, "bound": 1.5}])
     assert "![x_samples](results/x_samples.png)" in markdown
+
+
+def test_comparisons_are_recorded_and_shown_with_their_intervals(toy_experiments):
+    from afterlearner.heldout import compare, observe
+
+    def against_trained(task, result):
+        """The row's own held-out comparison, computed again through the hook."""
+        result.restore()
+        before = observe(task.test_loss, task.aleph.model)
+        result.apply()
+        return {
+            "trained → retrofitted": compare(
+                task.test_loss, before, observe(task.test_loss, task.aleph.model)
+            )
+        }
+
+    experiment = dataclasses.replace(toy("shifted", 0.7), comparisons=against_trained)
+    row, result = run_experiment(experiment, out=toy_experiments, progress=False)
+    held = row["comparisons"]["trained → retrofitted"]
+    assert held["gain"] == result.test_gain.as_dict() and held["gain"]["low"] > 0
+    assert held["after"]["value"] == pytest.approx(
+        row["test_after"]
+    )  # the retrofitted model was left in place
+    markdown = render_markdown([row])
+    assert "| held-out comparison (A → B) | A | B | gain A − B (95% interval) |" in markdown
+    assert (
+        f"| trained → retrofitted | {held['before']['value']:.4g} [" in markdown and ": holds |" in markdown
+    )
+    assert "held-out comparison" not in render_markdown([{**row, "comparisons": {}}])

@@ -9,7 +9,18 @@ import sys
 from afterlearner.errors import AfterlearnerError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "run", "init", "show", "export", "optimizers", "reproduce", "feedback", "dashboard"]
+COMMANDS = [
+    "demo",
+    "run",
+    "init",
+    "suggest",
+    "show",
+    "export",
+    "optimizers",
+    "reproduce",
+    "feedback",
+    "dashboard",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

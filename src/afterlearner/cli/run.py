@@ -24,14 +24,23 @@ def say(message: str) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from afterlearner.cli import finished
+    from afterlearner.formatting import print_rows
+
+    stored = finished.answer(args)  # a finished store whose task file is unchanged: no task to build
+    if stored is not None:
+        say(f"{args.store} is already complete: nothing to evaluate; the figures are the original run's")
+        title, rows = stored
+        print_rows(rows, title)
+        return 0
+
     from afterlearner.evaluators import describe, make_evaluator
-    from afterlearner.evaluators.processes import absolute_spec
     from afterlearner.losses import DatasetLoss
     from afterlearner.optimizers import DEFAULT_OPTIMIZER
-    from afterlearner.report import print_result
+    from afterlearner.report import print_result, result_rows
     from afterlearner.retrofit import retrofit
     from afterlearner.store import Store
-    from afterlearner.task import load_task, measured_loss
+    from afterlearner.task import absolute_spec, load_task, measured_loss
 
     say(f"building the task {args.task} ...")
     started = time.perf_counter()
@@ -94,6 +103,8 @@ def handle(args: argparse.Namespace) -> int:
         guards=task.guards,
     )
     print_result(result, title=task.name or args.task)
+    if args.store is not None and result.status == "finished" and not result.interrupted:
+        finished.record(args, task, DEFAULT_OPTIMIZER, result_rows(result))
     if result.best_loss is None and result.evaluations:
         failure = next((e.error for e in reversed(result.history) if e.error), "")
         say(f"every evaluation failed; the model keeps its trained values. The last error: {failure}")

@@ -5,7 +5,9 @@ outputs do not depend on the candidate. :class:`PrefixCache` finds such *boundar
 their outputs on the ℵ-dataset once, and replays them: while the cache is active, a boundary
 module's ``forward`` returns its recorded output instead of computing, so each candidate only runs
 what comes after. Everything else (the model's own forward code, hyperparameters, control flow)
-still runs live, which keeps the result identical to the uncached loss.
+still runs live, which keeps the result identical to the uncached loss. The recorded tensors are
+handed out as they are, not copied (most feed only the next cached module); a live part seen
+changing one in place gets copies of that boundary from then on (:meth:`PrefixCache._keep_intact`).
 
 How the boundary is found: one probe forward pass on the first batch, with hooks on every module
 recording when each module finishes, and a ``TorchFunctionMode`` recording when an ℵ-tensor is first
@@ -109,6 +111,20 @@ def _cacheable(output: Any) -> tuple[bool, int]:
     tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
     plain = all(isinstance(leaf, (torch.Tensor, int, float, bool, type(None))) for leaf in leaves)
     return bool(tensors) and plain, sum(t.numel() * t.element_size() for t in tensors)
+
+
+def scripted_module(aleph: Aleph) -> str | None:
+    """The name of the first TorchScript module in the model (``"<model>"`` for the model itself), or None.
+
+    Prefix caching needs Python forward hooks and the torch-function mode to see the forward pass;
+    a ScriptModule runs compiled code that neither reaches.
+    """
+    if aleph.model is None:
+        return None
+    for name, module in aleph.model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            return name or "<model>"
+    return None
 
 
 def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
@@ -244,9 +260,23 @@ class PrefixCache:
         self.loss = loss
         self.limit = parse_bytes(memory_limit)
         self.store: dict[str, list[tuple[list[Any], Any]]] = {}
+        #: Boundaries replayed as copies: the live part was seen changing their outputs in place.
+        self.copying: set[str] = set()
+        self._versions: dict[str, list[list[int]]] = {}
         self.batch = 0
         self.nbytes = 0
         self.reason = ""
+        self.boundaries: list[str] = []
+        self.estimate = 0
+        scripted = scripted_module(aleph)
+        if scripted is not None:
+            self.reason = (
+                f"{scripted} is a TorchScript module: its compiled graph calls its submodules directly, so "
+                "their outputs cannot be recorded or replayed, nor the uses of ℵ-parameters inside it watched"
+            )
+            if boundary is not None:
+                raise BoundaryError(f"cannot cache a prefix: {self.reason}")
+            return
         found = probe(aleph, loss)
         if boundary is None:
             self.boundaries = automatic_boundaries(found)
@@ -326,15 +356,46 @@ class PrefixCache:
             for leaf in leaves
             if isinstance(leaf, torch.Tensor)
         )
+        self._versions = {name: self._versions_of(name) for name in self.boundaries}
+
+    def _versions_of(self, name: str) -> list[list[int]]:
+        """The version counters of a boundary's recorded tensors (an in-place change bumps them)."""
+        return [
+            [leaf._version for leaf in leaves if isinstance(leaf, torch.Tensor)]
+            for leaves, _ in self.store[name]
+        ]
 
     def _replay(self, name: str) -> Callable[..., Any]:
+        """The boundary's ``forward`` while the cache is active: its recorded output for this batch.
+
+        The recorded tensors themselves, not copies: most boundary outputs only feed the next cached
+        module, which ignores them, and copying all of them cost a large part of an evaluation. A
+        live part that changes a replayed tensor in place is caught afterwards (:meth:`_keep_intact`).
+        """
+
         def forward(*args: Any, **kwargs: Any) -> Any:
             leaves, spec = self.store[name][self.batch]
-            return pytree.tree_unflatten(
-                [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves], spec
-            )
+            if name in self.copying:
+                leaves = [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves]
+            return pytree.tree_unflatten(list(leaves), spec)
 
         return forward
+
+    def _keep_intact(self) -> None:
+        """After a replay: if the live part changed a recorded output in place, record the prefix again
+        and replay that boundary as copies from now on.
+
+        The candidate just evaluated is unaffected (within one forward pass the live part saw the
+        output as it sees a fresh one, change included); the next one would have seen the change.
+        """
+        changed = [
+            name
+            for name in self.boundaries
+            if name not in self.copying and self._versions_of(name) != self._versions[name]
+        ]
+        if changed:
+            self.copying.update(changed)
+            self._record()
 
     @contextmanager
     def active(self) -> Iterator[PrefixCache]:
@@ -353,6 +414,7 @@ class PrefixCache:
                     del modules[name].forward
                 else:
                     modules[name].forward = previous  # type: ignore[method-assign]
+            self._keep_intact()
 
     def outputs(self, model: torch.nn.Module) -> torch.Tensor:
         """The loss's forward pass over all batches, using the cache (call under ``torch.no_grad()``)."""

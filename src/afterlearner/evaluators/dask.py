@@ -134,7 +134,7 @@ class DaskEvaluator:
             raise ConfigError("Dask evaluation needs: pip install 'afterlearner[distributed]'") from error
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
-        from afterlearner.evaluators.processes import absolute_spec
+        from afterlearner.task import absolute_spec
 
         self.spec = absolute_spec(spec)
         self.timeout = timeout

@@ -29,6 +29,7 @@ from afterlearner.checks import check_positive_int
 from afterlearner.errors import ConfigError, TaskError
 from afterlearner.evaluators.base import Outcome
 from afterlearner.space import Aleph
+from afterlearner.task import absolute_spec
 
 #: Modules the fork server imports once, so each worker starts without re-importing them.
 PRELOAD = [
@@ -73,14 +74,6 @@ def worker_main(
         position, vector = message
         _, outcome = next(iter(evaluator.evaluate([vector])))
         connection.send(("done", position, outcome))
-
-
-def absolute_spec(spec: str) -> str:
-    """The task spec with an absolute file path, so workers started elsewhere find the same file."""
-    from afterlearner.task import split_spec
-
-    path, factory = split_spec(spec)
-    return f"{path.resolve()}:{factory}"
 
 
 @dataclass(eq=False)

@@ -20,12 +20,17 @@ from afterlearner.errors import ConfigError
 from afterlearner.task import Task
 
 if TYPE_CHECKING:
+    from afterlearner.heldout import HeldOut
     from afterlearner.result import RetrofitResult
 
 #: More held-out metrics of a task, measured on the model as trained and again as retrofitted.
 ExtraMetrics = Callable[[Task], dict[str, float]]
 #: Writes artefacts (sample images, tables) under the output folder after the retrofit; returns their paths.
 AfterReproduce = Callable[[Task, "RetrofitResult", Path], list[Path]]
+#: More held-out comparisons, each with its interval, measured after the retrofit: label → what the held-out
+#: set says of a baseline (``before``: the trained model seen by another judge, a baseline policy...)
+#: and of the retrofitted model (``after``). It must leave the retrofitted model in place.
+Comparisons = Callable[[Task, "RetrofitResult"], dict[str, "HeldOut"]]
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class Experiment:
     evaluate those candidates; 1: in this process).
     ``bound_applies=False`` reports no overfitting bound (the ℵ-loss is not a mean of per-sample
     losses in [0, 1]) and needs a ``bound_note`` saying why; a note beside an applicable bound
-    qualifies it (e.g. "indicative only").
+    qualifies it (e.g. "indicative only"). ``comparisons`` reports more held-out gains with their
+    intervals beside the row (a second judge, a baseline the retrofit must beat).
     """
 
     name: str
@@ -55,6 +61,7 @@ class Experiment:
     bound_note: str = ""
     extra_metrics: ExtraMetrics | None = None
     after_reproduce: AfterReproduce | None = None
+    comparisons: Comparisons | None = None
 
     def __post_init__(self) -> None:
         for setting in ("budget", "workers", "processes"):

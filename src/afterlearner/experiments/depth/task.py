@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from afterlearner import presets
 from afterlearner.experiments.depth.model import Calibrated, depth_metrics, load_depth_net, predict
 from afterlearner.experiments.depth.render import Camera, render_dataset
-from afterlearner.space import Aleph
 from afterlearner.task import Task
 
 #: The deployment camera: a longer lens than the training camera (focal 28 px).
@@ -113,7 +113,8 @@ def depth_task(
     """
     if len(aleph_data) == 0 or len(test_data) == 0:
         raise ValueError("the ℵ-set and the held-out set must not be empty")
-    aleph = Aleph(model).add("scale", mode="scale", step=0.05).add("shift", step=0.05)
+    # Calibrated's own scale and shift (in log-depth), each with step 0.05
+    aleph = presets.output_affine(model, scale_step=0.05, shift_step=0.05)
     for pattern, mode, per in last_layers:
         aleph.add(f"model.{pattern}", mode=mode, per=per)  # type: ignore[arg-type]
     return Task(

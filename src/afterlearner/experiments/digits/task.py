@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
+from afterlearner import presets
 from afterlearner.losses import DatasetLoss, balanced_error
-from afterlearner.space import Aleph
 from afterlearner.task import Task
 
 CLASSES = 10
@@ -98,7 +98,9 @@ def make_task(seed: int = 0) -> Task:
     """The demo as a :class:`Task`: 20 ℵ-scalars in the last layer, balanced error as ℵ-loss."""
     data = make_data(seed)
     model = train(data, seed)
-    aleph = Aleph(model).add("fc.bias").add("fc.weight", mode="scale", per="row")
+    # the output layer's bias and one factor per class: Aleph(model).add("fc.bias")
+    # .add("fc.weight", mode="scale", per="row"), found by the preset as the last Linear layer
+    aleph = presets.classifier_head(model)
     return Task(
         aleph=aleph,
         loss=lambda m: balanced_error_of(m, data.x_aleph, data.y_aleph),

@@ -39,16 +39,23 @@ class DoomPolicy(torch.nn.Module):
 
 
 class Sampler:
-    """Samples actions from ``softmax(logits / temperature)`` with its own seeded generator."""
+    """Samples actions from ``softmax(logits / temperature)`` with its own seeded generator.
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    ``greedy``: play the most likely action instead (argmax of the logits, the temperature is ignored):
+    the obvious baseline of a sampled policy, "play it deterministically".
+    """
+
+    def __init__(self, temperature: float = 1.0, greedy: bool = False) -> None:
         self.temperature = temperature
+        self.greedy = greedy
 
     def act(self, policy: DoomPolicy, observation: Observation, generator: torch.Generator) -> int:
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         with torch.no_grad():
             logits = policy(*batch([observation]))[0]
+        if self.greedy:
+            return int(logits.argmax())
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         probabilities = torch.softmax(logits.double() / self.temperature, dim=0)
         return int(torch.multinomial(probabilities, 1, generator=generator))
 

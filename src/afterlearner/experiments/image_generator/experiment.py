@@ -1,5 +1,6 @@
 """The image-generator experiment: the digit generator retrofitted for a Fréchet distance (see
-:mod:`.task`), with samples before and after beside the row."""
+:mod:`.task`), with samples before and after beside the row, and the held-out gain as the second,
+independently trained judge sees it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import numpy as np
 import torch
 
 from afterlearner.experiments.base import Experiment
-from afterlearner.experiments.image_generator.task import QualityLoss, make_task
+from afterlearner.experiments.image_generator.task import (
+    TEST_LATENTS,
+    QualityLoss,
+    make_task,
+    second_judge_loss,
+)
+from afterlearner.heldout import HeldOut, compare, observe
 from afterlearner.report import pyplot, save_figure
 from afterlearner.result import RetrofitResult
 from afterlearner.task import Task
@@ -19,6 +26,26 @@ def held_out_metrics(task: Task) -> dict[str, float]:
     """Fréchet distance, classifier confidence and class entropy on the held-out latents."""
     assert isinstance(task.test_loss, QualityLoss)
     return task.test_loss.metrics(task.aleph.model)
+
+
+#: The label of the second judge's comparison in the results.
+SECOND_JUDGE = "Fréchet distance, second judge (CNN, seed 1, never seen by the search)"
+
+
+def second_judge(task: Task, result: RetrofitResult) -> dict[str, HeldOut]:
+    """The held-out Fréchet distance through the second judge, trained vs retrofitted, with its interval.
+
+    The same held-out latents and real digits as the row's held-out loss, another judge's features; the
+    paired bootstrap resamples the latents. Leaves the retrofitted generator in place.
+    """
+    assert isinstance(task.test_loss, QualityLoss)
+    loss = second_judge_loss(reduced=len(task.test_loss.latents) < TEST_LATENTS)
+    model = task.aleph.model
+    result.restore()
+    before = observe(loss, model)
+    result.apply()
+    after = observe(loss, model)
+    return {SECOND_JUDGE: compare(loss, before, after)}
 
 
 def sample_grid(images: torch.Tensor, columns: int = 16) -> np.ndarray:
@@ -60,5 +87,6 @@ EXPERIMENTS = (
         bound_note="not applicable: the Fréchet distance is not a mean of per-sample losses in [0, 1]",
         extra_metrics=held_out_metrics,
         after_reproduce=samples_before_after,
+        comparisons=second_judge,
     ),
 )

@@ -13,6 +13,11 @@ The held-out loss shows its parts as a corpus metric over the generated samples 
 interface of :class:`QualityLoss`): the judge's features of each held-out latent's image are the items,
 and the Fréchet distance is recomputed on resampled latents (the real digits stay fixed) for a paired
 interval of the held-out gain.
+
+The retrofit is tuned against one judge (the MLP of :mod:`.quality`); :func:`second_judge_loss` is the
+same held-out loss through the second, independently trained judge (a CNN, another seed), which
+the search never consults: a generator that only games the first judge's features would not
+improve there.
 """
 
 from __future__ import annotations
@@ -103,6 +108,23 @@ def latents(count: int, seed: int, dim: int) -> torch.Tensor:
 ALEPH_CHOICES = ("latent+layers", "latent", "truncation")
 
 
+def split_real() -> tuple[torch.Tensor, torch.Tensor]:
+    """The real digits of the ℵ-set (600) and of the held-out set (the other 1197), a fixed split."""
+    real, _ = real_digits()
+    order = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))
+    return real[order[:ALEPH_REAL]], real[order[ALEPH_REAL:]]
+
+
+def second_judge_loss(reduced: bool = False) -> QualityLoss:
+    """The held-out loss (same latents, same real digits) through the second judge, the CNN."""
+    test_count = REDUCED_TEST_LATENTS if reduced else TEST_LATENTS
+    _, test_real = split_real()
+    latent_dim = load_digit_generator().latent_dim
+    return QualityLoss(
+        Judge(load_classifier(kind="cnn"), test_real), latents(test_count, LATENT_SEEDS[1], latent_dim)
+    )
+
+
 def make_task(reduced: bool = False, aleph: str = "latent+layers") -> Task:
     """The experiment on the committed generator and judge."""
     if aleph not in ALEPH_CHOICES:
@@ -110,9 +132,7 @@ def make_task(reduced: bool = False, aleph: str = "latent+layers") -> Task:
     generator = load_digit_generator()
     model = SteeredGenerator(generator, generator.latent_dim).eval()
     classifier = load_classifier()
-    real, _ = real_digits()
-    order = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))
-    aleph_real, test_real = real[order[:ALEPH_REAL]], real[order[ALEPH_REAL:]]
+    aleph_real, test_real = split_real()
     aleph_count = REDUCED_ALEPH_LATENTS if reduced else ALEPH_LATENTS
     test_count = REDUCED_TEST_LATENTS if reduced else TEST_LATENTS
     space = Aleph(model).add("truncation", mode="scale", step=0.1, low=0.05, high=1.5)

@@ -72,7 +72,8 @@ EXPERIMENTS = (
         optimizer="OnePlusOne",
         bound_applies=False,
         bound_note="not applicable: the ℵ-loss is one user's verdict on one image, not a mean over n "
-        "samples; the held-out check is a second judge (another seed) scoring the same images",
+        "samples; the held-out check is a panel of 10 judges trained with other seeds, each scoring the "
+        "same images (the interval is over those judges)",
         after_reproduce=online_curve,
     ),
 )

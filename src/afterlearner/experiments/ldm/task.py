@@ -1,13 +1,20 @@
 """The retrofit of one drawing: the simulated user's verdict as the ℵ-loss of an ordinary retrofit.
 
-The held-out loss is the same verdict from a second judge: one number about one image, with no items
-to resample, so the held-out gain is reported without an interval (the online curve over several
-targets, beside the row, is where the spread shows).
+The held-out loss asks the same question of judges the search never consulted: the panel of
+:mod:`.referees` (ten judges trained with other seeds), each scoring the current image's likeness
+to the user's hidden target. Each referee is a held-out item: the held-out loss is one verdict per
+referee (1 − likeness), and the held-out gain gets a paired interval over referees. It says how
+surely an independently trained judge sees the image come closer to the target, for this drawing
+and this target; the spread over targets is measured by the online curve beside the row.
 
 The diffusers pipeline is imported when the task is built, not when this module is imported.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
 
 from afterlearner.task import Task
 
@@ -27,10 +34,29 @@ class UserVerdict:
         return 1.0 - self.user.score(self.steering.sampler.render())
 
 
+class PanelVerdicts:
+    """The held-out loss: 1 − the likeness of the current image to the target, one per referee.
+
+    A 1-D array whose mean is the loss: ``afterlearner.heldout`` pairs the referees' verdicts on the
+    trained and the retrofitted image for the gain's interval.
+    """
+
+    def __init__(self, steering, referees: Sequence) -> None:  # noqa: ANN001 - lazy imports
+        if len(referees) < 2:
+            raise ValueError("a panel needs at least 2 referees")
+        self.steering = steering
+        self.referees = list(referees)
+
+    def __call__(self, _model: object) -> np.ndarray:
+        image = self.steering.sampler.render()
+        return np.array([1.0 - referee.score(image) for referee in self.referees])
+
+
 def make_task(reduced: bool = False) -> Task:
     """The retrofit of one drawing towards the first held-out '3' (``reduced``: fewer DDIM steps)."""
     from afterlearner.experiments.ldm.curve import targets_of, user_for
     from afterlearner.experiments.ldm.judge import load_judge
+    from afterlearner.experiments.ldm.referees import load_referees
     from afterlearner.experiments.ldm.sampler import LATENT_STEP, Knobs
     from afterlearner.experiments.ldm.steering import PIPELINE_DIR, DiffusionSteering
 
@@ -45,11 +71,11 @@ def make_task(reduced: bool = False) -> Task:
     target = targets_of(CLASS_LABEL, 1)[0]
     weights = PIPELINE_DIR.parent
     user = user_for(load_judge(weights / "judge.pt"), target, CLASS_LABEL)
-    referee = user_for(load_judge(weights / "judge_heldout.pt"), target, CLASS_LABEL)
+    referees = [user_for(judge, target, CLASS_LABEL) for judge in load_referees(weights)]
     return Task(
         aleph=steering.aleph,
         loss=UserVerdict(steering, user, reduced),
-        test_loss=UserVerdict(steering, referee, reduced),
+        test_loss=PanelVerdicts(steering, referees),
         name="ldm" + ("-reduced" if reduced else ""),
         description=steering.describe(),
     )
