@@ -1,5 +1,5 @@
-"""The code-translation experiments: JavaScript → Python retrofitted for computational accuracy or
-BLEU (see :mod:`.task`)."""
+"""The code-translation experiments: JavaScript → Python retrofitted for computational accuracy, for
+BLEU, or for computational accuracy with BLEU guarded (see :mod:`.task`)."""
 
 from __future__ import annotations
 
