@@ -14,7 +14,7 @@ import torch
 import afterlearner as al
 from afterlearner.evaluators import default_evaluator, describe
 from afterlearner.experiments.ocr import lines, model
-from afterlearner.experiments.ocr.metric import CharacterErrorRate, ctc_greedy
+from afterlearner.experiments.ocr.metric import CharacterErrorRate, best_path, ctc_greedy
 
 MISSING = model.available()
 needs_model = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
@@ -27,9 +27,11 @@ def recognizer() -> model.Recognizer:
 
 def test_ctc_greedy_merges_repeats_and_drops_blanks() -> None:
     charset = ["", "a", "b", " "]
-    steps = [[0, 1, 1, 0, 1, 2, 2, 3, 0, 2]]  # a a _ a b b ␣ _ b → "aab b"
-    outputs = torch.nn.functional.one_hot(torch.tensor(steps), 4).float()
-    assert ctc_greedy(outputs, charset) == ["aab b"]
+    steps = torch.tensor([[0, 1, 1, 0, 1, 2, 2, 3, 0, 2], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    assert ctc_greedy(steps, charset) == ["aab b", ""]  # a a _ a b b ␣ _ b; all blanks
+    scores = torch.nn.functional.one_hot(steps, 4).float()
+    assert torch.equal(best_path(torch.nn.Identity(), scores), steps)
+    outputs = steps[:1]
     cer = CharacterErrorRate(charset)
     assert cer(outputs, ["aab b"]) == 0.0
     assert cer(outputs, ["aab c"]) == pytest.approx(1 / 5)
@@ -74,7 +76,7 @@ def test_the_degradation_makes_the_recognizer_err(recognizer: model.Recognizer) 
     for name, degradation in (("clean", lines.CLEAN), ("degraded", lines.Degradation())):
         inputs, texts = lines.make_lines(16, 0, degradation)
         with torch.no_grad():
-            scores[name] = cer(recognizer.module(inputs), texts)
+            scores[name] = cer(best_path(recognizer.module, inputs), texts)
     assert scores["clean"] < 0.03 < 0.1 < scores["degraded"] < 0.6, scores
 
 

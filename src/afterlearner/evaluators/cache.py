@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,11 +154,13 @@ def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
         result.events += 1
 
     running: list[str] = []
-    made: dict[int, tuple[str, torch.Tensor]] = {}  # id → (module, the tensor: keeps the id unique)
+    # id → (module, a weak reference: a freed tensor's id may be reused, and holding every output of
+    # a deep network would keep all its activations in memory)
+    made: dict[int, tuple[str, weakref.ref[torch.Tensor]]] = {}
 
     def read(tensor: torch.Tensor) -> None:
         maker = made.get(id(tensor))
-        if maker is not None and maker[1] is tensor:
+        if maker is not None and maker[1]() is tensor:
             result.readers.setdefault(maker[0], []).append(tuple(running))
 
     def before(module: torch.nn.Module, args: Any) -> None:
@@ -172,7 +175,7 @@ def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
         result.cacheable[name], result.output_bytes[name] = _cacheable(output)
         for leaf in pytree.tree_leaves(output):
             if isinstance(leaf, torch.Tensor):
-                made[id(leaf)] = (name, leaf)
+                made[id(leaf)] = (name, weakref.ref(leaf))
         log("exit", name)
 
     handles = [module.register_forward_pre_hook(before) for module in model.modules()]

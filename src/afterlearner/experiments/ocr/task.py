@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from afterlearner.experiments.ocr.lines import Degradation, make_lines
-from afterlearner.experiments.ocr.metric import CharacterErrorRate
+from afterlearner.experiments.ocr.metric import CharacterErrorRate, best_path
 from afterlearner.experiments.ocr.model import Recognizer, load_recognizer
 from afterlearner.losses import DatasetLoss
 from afterlearner.space import Aleph
@@ -55,6 +55,7 @@ def cer_loss(recognizer: Recognizer, count: int, offset: int, degradation: Degra
         inputs[offset:],
         texts[offset:],
         metric=CharacterErrorRate(recognizer.charset),
+        forward=best_path,
         batch_size=BATCH,
     )
 
