@@ -12,6 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[all,dev]'
+	$(BIN)/pip install --quiet --no-deps onnx2torch==1.5.15 rapidocr-onnxruntime==1.4.4
 	touch $@
 
 demo: $(BIN)/.installed

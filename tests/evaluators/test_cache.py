@@ -149,6 +149,25 @@ def test_a_live_part_that_changes_a_replayed_output_in_place_gets_copies(conv):
     assert losses(batched, vectors) == plain
 
 
+def test_a_flat_graph_stores_only_the_outputs_read_after_the_cache(conv):
+    """A ``torch.fx`` graph (as onnx2torch makes) runs every layer as a top-level module: each one
+    before the ℵ-parameters is replayed, but only the last one's output, which the live part reads,
+    is stored; the others are stand-ins of their shape, and the losses stay those of full passes."""
+    model, loss = conv
+    flat = torch.fx.symbolic_trace(model)  # features.0 … features.4 become siblings of head
+    aleph = Aleph(flat).add("head.bias").add("head.weight", mode="scale", per="row")
+    cached = CachedEvaluator(aleph, loss)
+    assert cached.cache.boundaries == ["features.0", "features.1", "features.2", "features.3", "features.4"]
+    assert cached.cache.stored == ["features.4"]
+    assert cached.cache.nbytes == 70 * 32 * 4  # the pooled features alone, as for the nested model
+    assert "features.0, …, features.4 (5 modules)" in cached.cache.describe()
+    vectors = candidates(aleph)
+    plain = losses(SequentialEvaluator(aleph, loss), vectors)
+    assert losses(cached, vectors) == plain and len(set(plain)) > 1
+    batched = BatchedEvaluator(aleph, loss, cache=cached.cache, mode="vmap")
+    assert losses(batched, vectors) == pytest.approx(plain, abs=1e-12)
+
+
 def test_memory_limit_falls_back_with_a_warning(conv):
     model, loss = conv
     aleph = Aleph(model).add("head.bias")

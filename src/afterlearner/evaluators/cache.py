@@ -13,8 +13,11 @@ How the boundary is found: one probe forward pass on the first batch, with hooks
 recording when each module finishes, and a ``TorchFunctionMode`` recording when an ℵ-tensor is first
 used by any torch function. A module is a valid boundary if it runs exactly once and finishes
 before that first use; the automatic choice is every valid module not inside another valid one.
-Every such module is cached (a module whose output only feeds another cached module still costs
-memory, but skipping it would mean running it).
+Every such module is replayed, but only the outputs that something outside the cached modules reads
+are stored: the probe also records which module made each tensor and, at each torch function, which
+modules are running, so an output read only inside other cached modules (a chain of layers in a flat
+``torch.fx`` graph, as ``onnx2torch`` makes) is replayed as a zero-cost stand-in of its shape and
+dtype (its values are never read: every read of a tensor, ``.shape`` included, is a torch function).
 A hyperparameter counts as used when the forward pass first reads its attribute (the owner's class
 is swapped, during the probe only, for a subclass that logs the read). A hyperparameter held in a
 dict cannot be watched, so automatic caching is off for such spaces (a boundary named by the user is
@@ -26,6 +29,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,19 +81,41 @@ def human_bytes(count: float) -> str:
 
 
 class _Uses(TorchFunctionMode):
-    """Logs, in event order, the first time each watched tensor is an operand of a torch function."""
+    """Logs, in event order, the first time each watched tensor is an operand of a torch function,
+    and calls ``read(tensor)`` for every tensor operand (to see which module outputs are read where)."""
 
-    def __init__(self, watched: dict[int, str], log: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        watched: dict[int, str],
+        log: Callable[[str, str], None],
+        read: Callable[[torch.Tensor], None] | None = None,
+    ) -> None:
         super().__init__()
         self.watched = watched
         self.log = log
+        self.read = read
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         for leaf in pytree.tree_leaves((args, kwargs)):
-            if isinstance(leaf, torch.Tensor) and id(leaf) in self.watched:
-                self.log("use", self.watched[id(leaf)])
+            if isinstance(leaf, torch.Tensor):
+                if id(leaf) in self.watched:
+                    self.log("use", self.watched[id(leaf)])
+                if self.read is not None:
+                    self.read(leaf)
         return func(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class _StandIn:
+    """A replayed output nobody outside the cache reads: its shape and dtype, no values."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+
+    def tensor(self) -> torch.Tensor:
+        return torch.zeros((), dtype=self.dtype, device=self.device).expand(self.shape)
 
 
 @dataclass
@@ -104,6 +130,8 @@ class Probe:
     first_user: str | None = None
     unlocatable: list[str] = field(default_factory=list)
     events: int = 0
+    #: Module → the modules running at each read of its output (an empty tuple: read by no module).
+    readers: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _cacheable(output: Any) -> tuple[bool, int]:
@@ -141,18 +169,40 @@ def probe(aleph: Aleph, loss: DatasetLoss) -> Probe:
             result.first_use, result.first_user = result.events, name
         result.events += 1
 
+    running: list[str] = []
+    # id → (module, a weak reference: a freed tensor's id may be reused, and holding every output of
+    # a deep network would keep all its activations in memory)
+    made: dict[int, tuple[str, weakref.ref[torch.Tensor]]] = {}
+
+    def read(tensor: torch.Tensor) -> None:
+        maker = made.get(id(tensor))
+        if maker is not None and maker[1]() is tensor:
+            result.readers.setdefault(maker[0], []).append(tuple(running))
+
+    def before(module: torch.nn.Module, args: Any) -> None:
+        running.append(module_names[id(module)])
+
     def after(module: torch.nn.Module, args: Any, output: Any) -> None:
         name = module_names[id(module)]
+        if running and running[-1] == name:
+            running.pop()
         result.exits[name] = result.events
         result.calls[name] = result.calls.get(name, 0) + 1
         result.cacheable[name], result.output_bytes[name] = _cacheable(output)
+        for leaf in pytree.tree_leaves(output):
+            if isinstance(leaf, torch.Tensor):
+                made[id(leaf)] = (name, weakref.ref(leaf))
         log("exit", name)
 
-    handles = [module.register_forward_hook(after) for module in model.modules()]
+    handles = [module.register_forward_pre_hook(before) for module in model.modules()]
+    handles += [module.register_forward_hook(after) for module in model.modules()]
     watchers = _watch_hyperparameters(aleph, log, result.unlocatable)
     try:
-        with torch.no_grad(), _Uses(watched, log):
-            loss.run_batch(model, 0)
+        with torch.no_grad(), _Uses(watched, log, read):
+            output = loss.run_batch(model, 0)
+        for leaf in pytree.tree_leaves(output):
+            if isinstance(leaf, torch.Tensor):
+                read(leaf)  # the loss's output is read by the metric, outside every module
     finally:
         for handle in handles:
             handle.remove()
@@ -207,6 +257,20 @@ def automatic_boundaries(found: Probe) -> list[str]:
     valid = [name for name in found.exits if _valid(name, found)]
     outer = [name for name in valid if not any(_inside(name, other) for other in valid if other != name)]
     return sorted(outer, key=lambda name: found.exits[name])
+
+
+def read_outside(boundaries: Sequence[str], found: Probe) -> list[str]:
+    """The boundaries whose output is read somewhere other than inside a cached module: those stored.
+
+    The others' outputs only feed cached modules, which replay their own outputs instead of
+    computing, so their values are never needed.
+    """
+    cached = set(boundaries)
+    return [
+        name
+        for name in boundaries
+        if any(not cached.intersection(stack) for stack in found.readers.get(name, []))
+    ]
 
 
 def check_boundaries(names: Sequence[str], aleph: Aleph, found: Probe) -> list[str]:
@@ -291,6 +355,7 @@ class PrefixCache:
             self.boundaries = check_boundaries(
                 [boundary] if isinstance(boundary, str) else list(boundary), aleph, found
             )
+        self.stored = read_outside(self.boundaries, found)
         self.estimate = self._estimate(found)
         if self.boundaries and self.limit is not None and self.estimate > self.limit:
             self.reason = (
@@ -298,7 +363,7 @@ class PrefixCache:
                 f"{human_bytes(self.limit)}; evaluating full forward passes instead"
             )
             warnings.warn(self.reason, CacheWarning, stacklevel=2)
-            self.boundaries = []
+            self.boundaries, self.stored = [], []
         if self.boundaries:
             self._record()
 
@@ -310,15 +375,15 @@ class PrefixCache:
         """One line: what is cached and how much memory it takes, or why nothing is."""
         if not self.enabled:
             return f"prefix cache off: {self.reason}"
-        return (
-            f"prefix cache: {', '.join(b or '<model>' for b in self.boundaries)} ({human_bytes(self.nbytes)})"
-        )
+        names = [b or "<model>" for b in self.boundaries]
+        shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, …, {names[-1]} ({len(names)} modules)"
+        return f"prefix cache: {shown} ({human_bytes(self.nbytes)})"
 
     def _estimate(self, found: Probe) -> int:
         first = len(
             self.loss.batches[0][0] if isinstance(self.loss.batches[0], tuple) else self.loss.batches[0]
         )
-        per_sample = sum(found.output_bytes[name] for name in self.boundaries) / max(first, 1)
+        per_sample = sum(found.output_bytes[name] for name in self.stored) / max(first, 1)
         return int(per_sample * self.loss.n)
 
     def _record(self) -> None:
@@ -326,13 +391,25 @@ class PrefixCache:
         assert model is not None
         modules = dict(model.named_modules())
         self.store = {name: [] for name in self.boundaries}
+        kept = set(self.stored)
         handles = []
         for name in self.boundaries:
 
-            def keep(module: torch.nn.Module, args: Any, output: Any, name: str = name) -> None:
+            def keep(
+                module: torch.nn.Module, args: Any, output: Any, name: str = name, stored: bool = name in kept
+            ) -> None:
                 leaves, spec = pytree.tree_flatten(output)
                 copies = [
-                    leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves
+                    (
+                        (
+                            leaf.detach().clone()
+                            if stored
+                            else _StandIn(tuple(leaf.shape), leaf.dtype, leaf.device)
+                        )
+                        if isinstance(leaf, torch.Tensor)
+                        else leaf
+                    )
+                    for leaf in leaves
                 ]
                 self.store[name].append((copies, spec))
 
@@ -375,9 +452,18 @@ class PrefixCache:
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             leaves, spec = self.store[name][self.batch]
-            if name in self.copying:
-                leaves = [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves]
-            return pytree.tree_unflatten(list(leaves), spec)
+            copy = name in self.copying
+            return pytree.tree_unflatten(
+                [
+                    x.tensor()
+                    if isinstance(x, _StandIn)
+                    else x.clone()
+                    if copy and isinstance(x, torch.Tensor)
+                    else x
+                    for x in leaves
+                ],
+                spec,
+            )
 
         return forward
 

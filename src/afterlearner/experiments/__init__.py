@@ -18,7 +18,7 @@ from afterlearner.errors import ConfigError
 from afterlearner.experiments.base import Experiment
 
 #: The packages whose ``experiment.py`` defines ``EXPERIMENTS``, in the order ``reproduce list`` reads them.
-PACKAGES = ("depth", "code_translation", "image_generator", "doom", "ldm", "speech", "vad")
+PACKAGES = ("depth", "code_translation", "image_generator", "doom", "ldm", "speech", "vad", "ocr")
 
 
 def registry() -> dict[str, Experiment]:
