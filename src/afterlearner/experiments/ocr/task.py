@@ -14,6 +14,7 @@ from afterlearner.experiments.ocr.lines import Degradation, make_lines
 from afterlearner.experiments.ocr.metric import CharacterErrorRate, best_path
 from afterlearner.experiments.ocr.model import Recognizer, load_recognizer
 from afterlearner.losses import DatasetLoss
+from afterlearner.presets import norm_gains
 from afterlearner.space import Aleph
 from afterlearner.task import Task
 
@@ -38,8 +39,7 @@ def add_neck_norms(aleph: Aleph) -> None:
     changes the features' per-channel statistics, and per-channel gains and shifts are what
     recalibrates them (the idea behind re-estimating normalization statistics for a new domain).
     """
-    aleph.add(f"{NECK_NORMS}.weight", mode="scale", per="element")
-    aleph.add(f"{NECK_NORMS}.bias")
+    norm_gains(aleph, pattern=NECK_NORMS, per="channel")
 
 
 def add_final_norm(aleph: Aleph) -> None:
