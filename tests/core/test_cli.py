@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -85,10 +86,13 @@ def test_show_a_file_that_is_not_a_store(tmp_path, capsys) -> None:
 @pytest.mark.slow
 def test_progress_bar_shows_the_best_loss_and_quiet_hides_it(tmp_path) -> None:
     command = [sys.executable, "-m", "afterlearner", "run", f"{TASK}:task", "--budget", "10"]
-    loud = subprocess.run(command, capture_output=True, text=True, check=True)
+    slow = {**os.environ, "AFTERLEARNER_TEST_SLEEP": "0.1"}  # 1 s of work: longer than the bar's delay
+    loud = subprocess.run(command, capture_output=True, text=True, check=True, env=slow)
     assert "10/10" in loud.stdout and "best " in loud.stdout
-    quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=True)
+    quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=True, env=slow)
     assert "10/10" not in quiet.stdout
+    quick = subprocess.run(command, capture_output=True, text=True, check=True)  # done within the delay
+    assert "10/10" not in quick.stdout and "ℵ-loss, retrofitted" in quick.stdout
 
 
 def test_optimizers_lists_names_and_whether_the_bound_applies(capsys) -> None:
