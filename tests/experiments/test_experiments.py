@@ -23,7 +23,7 @@ from afterlearner.task import Task
 #: Experiments whose reduced run here takes several seconds even on an idle 2-core machine (ldm about
 #: 16 s with its online curve, each speech one 6-7 s: real synthesis and decoding in worker
 #: processes), two to three times that under load. The others take under 4 s each.
-SLOW = {"ldm", "speech", "speech-decoding", "speech-synthesis"}
+SLOW = {"ldm", "speech", "speech-decoding", "speech-network"}
 NAMES = sorted(experiments.registry())
 
 #: The held-out loss as one float, computed the way each experiment's code computed it before its loss
@@ -36,8 +36,8 @@ OLD_HELD_OUT: dict[str, Any] = {
     "doom": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
     "ldm": lambda task: task.test_loss(task.aleph.model),
     **dict.fromkeys(
-        ("speech", "speech-decoding", "speech-synthesis"),
-        lambda task: word_error_rate(task.test_loss.references, task.test_loss.transcripts()),
+        ("speech", "speech-decoding", "speech-network"),
+        lambda task: word_error_rate(task.test_loss.targets, task.test_loss.transcripts(task.aleph.model)),
     ),
 }
 #: The form of the held-out loss's parts: per-sample losses, or outputs over items (None: one number).
@@ -49,7 +49,7 @@ PARTS = {
     "image-generator": "outputs",  # judge features per generated sample
     "speech": "outputs",  # transcript per sentence
     "speech-decoding": "outputs",
-    "speech-synthesis": "outputs",
+    "speech-network": "outputs",
     "ldm": None,  # one image scored by a second judge
 }
 
@@ -74,7 +74,7 @@ def state(aleph: Aleph) -> dict[str, Any]:
 def test_the_registry_holds_experiments_by_name() -> None:
     known = experiments.registry()
     assert NAMES and all(isinstance(e, Experiment) and e.name == name for name, e in known.items())
-    assert {"depth", "code-translation-ca", "image-generator", "speech-synthesis"} <= set(known)
+    assert {"depth", "code-translation-ca", "image-generator", "speech-network"} <= set(known)
     with pytest.raises(Exception, match="unknown experiment 'nope'; known: code-translation-bleu"):
         experiments.get("nope")
 
