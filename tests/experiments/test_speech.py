@@ -189,3 +189,14 @@ def test_reduced_reproduce_evaluates_in_worker_processes(tmp_path) -> None:
     task.aleph.restore()
     assert torch.equal(task.aleph.model.out.bias, trained_bias)
     assert (task.loss.decoding.lw, task.loss.decoding.wip) == (6.5, 0.65)
+
+
+@pytest.mark.slow
+def test_conditions_table_compares_rooms_with_and_without_the_network() -> None:
+    from afterlearner.experiments.speech.conditions import ROOMS, conditions
+
+    table = conditions(sentences=6)
+    assert list(table) == ["clean"] + [f"{r} {w} network" for r in ROOMS for w in ("without", "with")]
+    for room in ROOMS:  # at 0 dB the raw noisy audio is nearly unintelligible; the network helps
+        assert table[f"{room} with network"] < table[f"{room} without network"]
+        assert table["clean"] < table[f"{room} without network"]
