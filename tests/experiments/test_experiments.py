@@ -32,7 +32,7 @@ SLOW = {
     "ldm",
     "speech",
     "speech-decoding",
-    "speech-synthesis",
+    "speech-network",
     "vad",
     "vad-threshold",
     "ocr",
@@ -55,8 +55,8 @@ OLD_HELD_OUT: dict[str, Any] = {
     "doom-no-temperature": lambda task: -float(task.test_loss.kills(task.aleph.model).mean()),
     "ldm": lambda task: float(np.mean(task.test_loss(task.aleph.model))),
     **dict.fromkeys(
-        ("speech", "speech-decoding", "speech-synthesis"),
-        lambda task: word_error_rate(task.test_loss.references, task.test_loss.transcripts()),
+        ("speech", "speech-decoding", "speech-network"),
+        lambda task: word_error_rate(task.test_loss.targets, task.test_loss.transcripts(task.aleph.model)),
     ),
     **dict.fromkeys(
         ("vad", "vad-threshold"),
@@ -85,7 +85,7 @@ PARTS = {
     "image-generator": "outputs",  # judge features per generated sample
     "speech": "outputs",  # transcript per sentence
     "speech-decoding": "outputs",
-    "speech-synthesis": "outputs",
+    "speech-network": "outputs",
     "ldm": "per_sample",  # one image scored by each of 10 referees
     "vad": "per_sample",  # 1 − frame F1 per clip
     "vad-threshold": "per_sample",
@@ -127,7 +127,7 @@ def state(aleph: Aleph) -> dict[str, Any]:
 def test_the_registry_holds_experiments_by_name() -> None:
     known = experiments.registry()
     assert NAMES and all(isinstance(e, Experiment) and e.name == name for name, e in known.items())
-    assert {"depth", "code-translation-ca", "image-generator", "speech-synthesis"} <= set(known)
+    assert {"depth", "code-translation-ca", "image-generator", "speech-network"} <= set(known)
     with pytest.raises(Exception, match="unknown experiment 'nope'; known: code-translation-bleu"):
         experiments.get("nope")
 

@@ -1,8 +1,10 @@
-"""Speech resynthesis (word error rate), synthesis and decoding settings together or apart.
+"""Speech in a noisy room (word error rate): an enhancement network and a decoder, retrofitted.
 
-espeak-ng speaks Harvard sentences, pocketsphinx (its bundled US English acoustic model, language
-model and dictionary) recognises them, jiwer scores the word error rate against the text. The
-ℵ-parameters are espeak-ng's speed, pitch, word gap and voice variant and pocketsphinx's language
-weight, word insertion penalty and beams (:mod:`.task`). :mod:`.experiment` states three
-experiments: both halves of the settings, and each half alone. See docs/speech.md.
+espeak-ng speaks household-robot commands (:mod:`.sentences`), a motor hums in the room
+(:mod:`.noise`), a small enhancement network trained here for a signal-level proxy cleans the audio
+(:mod:`.enhance`, :mod:`.train`), and pocketsphinx (its bundled acoustic model, with a language model
+built from the training commands: :mod:`.language_model`, :mod:`.recognize`) transcribes it; jiwer
+scores the word error rate (:mod:`.pipeline`). The ℵ-parameters are the network's output-layer
+biases and the decoder's language weight and insertion penalty (:mod:`.task`); :mod:`.experiment`
+states three experiments: both, and each alone. See docs/speech.md.
 """

@@ -1,4 +1,9 @@
-"""The speech-resynthesis ℵ-loss: synthesize each sentence, recognise it, score the word error rate.
+"""The ℵ-loss: word error rate of the recogniser on enhanced noisy speech, over fixed sentences.
+
+Each sentence is spoken by espeak-ng, mixed with the room's noise (a fixed seed per sentence), and
+its noisy spectrum and the network's input features are computed once. An evaluation runs the
+enhancement network (the candidate written into it), resynthesizes the audio, decodes it with the
+current decoding settings and scores the corpus word error rate.
 
 The WER is a corpus metric (all errors over all reference words), not a mean of per-sentence WERs,
 so the loss shows its parts in the ``DatasetLoss`` interface, with the sentences as the items: the
@@ -8,8 +13,13 @@ held-out gain's interval comes from recomputing the corpus WER on resampled sent
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
+import numpy as np
+import torch
+
+from afterlearner.experiments.speech.enhance import Enhancer, enhance, features, stft
+from afterlearner.experiments.speech.noise import Noise, add_noise
 from afterlearner.experiments.speech.recognize import Decoding, Recognizer
 from afterlearner.experiments.speech.sentences import normalise
 from afterlearner.experiments.speech.synth import Voice, synthesize
@@ -26,39 +36,77 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return float(jiwer.wer(list(references), list(hypotheses)))
 
 
-class ResynthesisWER:
-    """ℵ-loss: WER of ``recognise(synthesize(sentence))`` against the sentence, over fixed sentences.
+@dataclass(frozen=True)
+class Utterance:
+    """One noisy sentence, ready for the network: its noisy audio, noisy STFT and network input."""
 
-    The voice and decoding settings are read at call time, so an :class:`~afterlearner.Aleph` built
-    with ``aleph.hyper(voice, ...)`` / ``aleph.hyper(decoding, ...)`` steers it. The model argument
-    is ignored (the pipeline has no torch model).
+    noisy: np.ndarray
+    spectrum: torch.Tensor
+    inputs: torch.Tensor
+
+
+def noisy_utterances(
+    sentences: Sequence[str], voice: Voice, noise: Noise, snr_db: float, seed: int
+) -> list[Utterance]:
+    """The sentences spoken by ``voice`` in noise; sentence i gets noise seed ``seed + i``."""
+    utterances = []
+    for i, sentence in enumerate(sentences):
+        noisy, _ = add_noise(synthesize(sentence, voice), noise, snr_db, seed + i)
+        spectrum = stft(noisy)
+        utterances.append(Utterance(noisy, spectrum, features(spectrum)))
+    return utterances
+
+
+class EnhancedWER:
+    """ℵ-loss: WER of ``recognise(enhance(noisy speech))`` against the sentences.
+
+    Called with the enhancement network (the :class:`~afterlearner.Aleph`'s model); the decoding
+    settings are read at call time, so ``aleph.hyper(decoding, ...)`` steers them too. ``network=False``
+    skips the network (the noisy audio goes straight to the recogniser: the baseline without it).
 
     Its parts, for the held-out interval: :meth:`outputs` (one transcript per sentence), ``targets``
     (the normalised sentences), :meth:`metric` (the corpus WER of transcripts against those
-    sentences, any subset) and :meth:`score`; ``score(outputs())`` is ``loss()``, to the bit.
+    sentences, any subset) and :meth:`score`; ``score(outputs(model))`` is ``loss(model)``, to the bit.
     """
 
     def __init__(
-        self, sentences: Sequence[str], voice: Voice, decoding: Decoding, recognizer: Recognizer
+        self,
+        sentences: Sequence[str],
+        utterances: Sequence[Utterance],
+        decoding: Decoding,
+        recognizer: Recognizer,
+        network: bool = True,
     ) -> None:
-        if not sentences:
-            raise ValueError("ResynthesisWER needs at least one sentence")
+        if not sentences or len(sentences) != len(utterances):
+            raise ValueError(
+                f"need one utterance per sentence (> 0), got {len(utterances)} and {len(sentences)}"
+            )
         self.sentences = list(sentences)
-        self.references = [normalise(sentence) for sentence in self.sentences]
-        self.targets = self.references
-        self.voice = voice
+        self.targets = [normalise(sentence) for sentence in self.sentences]
+        self.utterances = list(utterances)
         self.decoding = decoding
         self.recognizer = recognizer
+        self.network = network
 
-    def transcripts(self) -> list[str]:
-        """What the recogniser heard for each sentence under the current settings."""
-        return [self.recognizer.transcribe(synthesize(s, self.voice), self.decoding) for s in self.sentences]
+    def audio(self, model: Enhancer, index: int) -> np.ndarray:
+        """The audio the recogniser hears for sentence ``index``."""
+        utterance = self.utterances[index]
+        if not self.network:
+            return utterance.noisy
+        return enhance(model, utterance.spectrum, len(utterance.noisy), utterance.inputs)
 
-    def __call__(self, model: Any = None) -> float:
-        return word_error_rate(self.references, self.transcripts())
+    def transcripts(self, model: Enhancer) -> list[str]:
+        """What the recogniser heard for each sentence under the current network and settings."""
+        return [
+            self.recognizer.transcribe(self.audio(model, i), self.decoding)
+            for i in range(len(self.utterances))
+        ]
 
-    def outputs(self, model: Any = None) -> list[str]:
-        return self.transcripts()
+    def __call__(self, model: Enhancer) -> float:
+        return word_error_rate(self.targets, self.transcripts(model))
+
+    def outputs(self, model: Enhancer) -> list[str]:
+        return self.transcripts(model)
 
     def metric(self, outputs: Sequence[str], targets: Sequence[str]) -> float:
         return word_error_rate(targets, outputs)

@@ -1,4 +1,6 @@
-"""Speech recognition with pocketsphinx and its bundled US English acoustic model, LM and dictionary.
+"""Speech recognition with pocketsphinx: its bundled US English acoustic model, and a language model
+and dictionary for the application's sentences (:mod:`.language_model`), built from the training
+sentences when the recogniser is created.
 
 Cepstral mean normalisation (CMN) is an estimate pocketsphinx carries from one utterance to the
 next; left alone, a sentence's transcript would depend on which sentences came before it. The
@@ -8,9 +10,14 @@ its audio and the decoding settings.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+
+from afterlearner.experiments.speech.language_model import arpa, dictionary
 
 
 @dataclass
@@ -32,10 +39,29 @@ class Decoding:
         return tuple(float(value) for value in asdict(self).values())
 
 
-class Recognizer:
-    """Transcribes 16 kHz int16 audio; rebuilds the pocketsphinx decoder when the settings change."""
+def cmudict_path() -> Path:
+    """The CMU pronunciation dictionary shipped with pocketsphinx."""
+    from pocketsphinx import get_model_path  # imported here: the package is an optional extra
 
-    def __init__(self) -> None:
+    return Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+
+
+class Recognizer:
+    """Transcribes 16 kHz int16 audio; rebuilds the pocketsphinx decoder when the settings change.
+
+    ``sentences`` (whitespace-separated lower-case words) are what the language model is built
+    from; the dictionary holds their words. The two files live in a temporary folder owned by the
+    recogniser.
+    """
+
+    def __init__(self, sentences: Sequence[str]) -> None:
+        words = sorted({word for sentence in sentences for word in sentence.split()})
+        self._folder = tempfile.TemporaryDirectory(prefix="afterlearner-sphinx-")
+        self.lm_path = Path(self._folder.name) / "corpus.arpa"
+        self.dict_path = Path(self._folder.name) / "corpus.dict"
+        self.lm_path.write_text(arpa(sentences), encoding="utf-8")
+        self.dict_path.write_text(dictionary(words, cmudict_path()), encoding="utf-8")
+        self.words = words
         self._decoder = None
         self._key: tuple[float, ...] | None = None
         self._initial_cmn = ""
@@ -45,7 +71,12 @@ class Recognizer:
         if self._decoder is None or key != self._key:
             from pocketsphinx import Decoder  # imported here: the package is an optional extra
 
-            self._decoder = Decoder(loglevel="ERROR", **dict(zip(asdict(decoding), key, strict=True)))
+            self._decoder = Decoder(
+                loglevel="ERROR",
+                lm=str(self.lm_path),
+                dict=str(self.dict_path),
+                **dict(zip(asdict(decoding), key, strict=True)),
+            )
             self._key = key
             self._initial_cmn = self._decoder.get_cmn()
         return self._decoder
