@@ -147,7 +147,10 @@ def test_a_second_run_on_the_same_store_is_refused_at_once_naming_the_holder(tmp
     assert main(["run", str(TASK), "--budget", "200", "--store", str(store), "--quiet"]) == 0
 
 
-def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(tmp_path) -> None:
+def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(tmp_path, monkeypatch) -> None:
+    # evaluations of 5 ms: the journal's group commits (50 ms apart) land while the run goes on, so
+    # some are committed before the disk fills (a 200-evaluation run of a free loss is one group)
+    monkeypatch.setenv("AFTERLEARNER_TEST_SLEEP", "0.005")
     path = tmp_path / "s.sqlite"
     reference = _quadratic_run(None)
     task = al.load_task(str(TASK))
