@@ -18,8 +18,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from afterlearner.errors import ConfigError
+from afterlearner.experiments.harvard import HARVARD
 from afterlearner.experiments.ocr.model import HEIGHT
-from afterlearner.experiments.speech.sentences import HARVARD
 
 #: The font of the new condition (Debian package fonts-dejavu-extra).
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerifCondensed-Italic.ttf")

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from afterlearner.experiments.speech.sentences import HARVARD
+from afterlearner.experiments.harvard import HARVARD
 from afterlearner.experiments.vad.audio import ClipSet, clip_set
 from afterlearner.experiments.vad.model import load_vad, speech_probabilities
 from afterlearner.space import Aleph
