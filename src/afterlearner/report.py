@@ -367,13 +367,18 @@ def convergence_figure(
     title: str = "",
     *,
     held_out: dict[str, tuple[float | None, float | None]] | None = None,
+    infeasible: dict[str, Sequence[int]] | None = None,
 ) -> Any:
     """The figure of :func:`plot_convergence` (returned for callers that add to it, and for tests)."""
     plt = pyplot()
     held_out = held_out or {}
+    broken = {label: set(infeasible.get(label, ())) for label in series} if infeasible else {}
     figure, axes = plt.subplots(figsize=(9, 4))
     every_loss = [loss for losses in series.values() for loss in losses]
-    curves = {label: best_so_far(losses) for label, losses in series.items()}
+    curves = {
+        label: best_so_far([None if i in broken.get(label, ()) else v for i, v in enumerate(losses)])
+        for label, losses in series.items()
+    }
     held = [value for pair in held_out.values() for value in pair if value is not None]
     scale, limits = loss_axis(every_loss, [*(v for curve in curves.values() for v in curve), *held])
     axes.set_yscale(scale)
@@ -393,6 +398,18 @@ def convergence_figure(
         xs = np.arange(1, len(losses) + 1)
         ys = np.array([np.nan if loss is None else loss for loss in losses], dtype=float)
         failed.extend(x for x, loss in zip(xs.tolist(), losses, strict=True) if loss is None)
+        if broken.get(label):
+            out = np.array(sorted(broken[label]), dtype=int)
+            axes.scatter(
+                xs[out],
+                np.minimum(ys[out], top),
+                s=14,
+                facecolors="none",
+                edgecolors="grey",
+                linewidths=0.8,
+                label=f"{label}: infeasible, a guard broke ({len(out)}; never the best)",
+            )
+            ys[out] = np.nan
         above = ys > top
         axes.scatter(
             xs[~above], ys[~above], s=8, alpha=0.35, color=colour, label=f"{label} (each evaluation)"
@@ -470,15 +487,18 @@ def plot_convergence(
     title: str = "",
     *,
     held_out: dict[str, tuple[float | None, float | None]] | None = None,
+    infeasible: dict[str, Sequence[int]] | None = None,
 ) -> Path:
     """Loss per evaluation (dots) and best so far (line), one colour per series; writes a PNG.
 
     ``series`` maps a label to its losses in order (None for a failed evaluation: a red ✕ along the
-    top). ``held_out`` maps a label to its held-out loss (trained, retrofitted), drawn at its first
-    and last evaluation. The y-axis is logarithmic when the losses span more than a decade
-    (:func:`loss_scale`) and leaves out far outliers (:func:`loss_limits`), marked at its top edge.
+    top). ``infeasible`` maps a label to the positions of its infeasible evaluations (guards: grey
+    rings, left out of the best so far). ``held_out`` maps a label to its held-out loss (trained,
+    retrofitted), drawn at its first and last evaluation. The y-axis is logarithmic when the losses
+    span more than a decade (:func:`loss_scale`) and leaves out far outliers (:func:`loss_limits`),
+    marked at its top edge.
     """
-    return save_figure(convergence_figure(series, title, held_out=held_out), path)
+    return save_figure(convergence_figure(series, title, held_out=held_out, infeasible=infeasible), path)
 
 
 def save_figure(figure: Any, path: str | Path) -> Path:
@@ -502,15 +522,19 @@ def store_title(store: Store, settings: dict[str, Any] | None) -> str:
 def store_figure(store: Store, *, title: str | None = None) -> Any:
     """The convergence figure of every run in a store, with the held-out losses the store recorded."""
     series: dict[str, list[float | None]] = {}
+    infeasible: dict[str, list[int]] = {}
     for evaluation in store.evaluations():
-        series.setdefault(f"run {evaluation.run_index}", []).append(evaluation.loss)
+        losses = series.setdefault(f"run {evaluation.run_index}", [])
+        if evaluation.status == "infeasible":
+            infeasible.setdefault(f"run {evaluation.run_index}", []).append(len(losses))
+        losses.append(evaluation.loss)
     held_out = {
         f"run {run['run_index']}": (run["test_initial"], run["test_best"])
         for run in store.runs()
         if run["test_initial"] is not None or run["test_best"] is not None
     }
     title = title if title is not None else store_title(store, store.settings())
-    return convergence_figure(series, title, held_out=held_out)
+    return convergence_figure(series, title, held_out=held_out, infeasible=infeasible)
 
 
 def plot_store(store: Store, path: str | Path, *, title: str | None = None) -> Path:

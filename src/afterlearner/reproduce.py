@@ -113,6 +113,7 @@ def run_experiment(
         out / PLOTS_DIR / f"{experiment.name}.png",
         title=f"{experiment.name}: {experiment.metric}",
         held_out={experiment.name: (result.test_initial, result.test_best)},
+        infeasible={experiment.name: result.infeasible_indices()},
     )
     artefacts = experiment.after_reproduce(task, result, out) if experiment.after_reproduce else []
     bound = result.bound(delta=DELTA) if experiment.bound_applies else None

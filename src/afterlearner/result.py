@@ -116,6 +116,10 @@ class RetrofitResult:
         """ℵ-loss of every evaluation in order (None for failures), all runs concatenated."""
         return [evaluation.loss for evaluation in self.history]
 
+    def infeasible_indices(self) -> list[int]:
+        """Positions in :meth:`losses` of the evaluations that broke a guard (never the best)."""
+        return [i for i, evaluation in enumerate(self.history) if evaluation.status == "infeasible"]
+
     def values(self) -> dict[str, np.ndarray | float | int]:
         """The best candidate's retrofitted value of every ℵ-entry, by name (see :meth:`Aleph.values`)."""
         return self.aleph.values(self.best)

@@ -214,3 +214,20 @@ def test_a_task_files_guards_in_the_command_line_and_in_worker_processes(tmp_pat
     assert any(e.status == "infeasible" for e in first)
     # the workers built the same guards from the task file: the same verdicts, losses and guard losses
     assert [(e.status, e.loss, e.guards) for e in first] == [(e.status, e.loss, e.guards) for e in second]
+
+
+def test_the_convergence_plot_leaves_infeasible_candidates_out_of_the_best_so_far(tiny_net, tmp_path) -> None:
+    from afterlearner.report import store_figure
+
+    store = tmp_path / "plot.sqlite"
+    result = _run(tiny_net, store=store, guards={"size": (size_guard, 0.05)})
+    with al.Store.open(store, readonly=True) as journal:
+        figure = store_figure(journal)
+    axes = figure.axes[0]
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert any(f"infeasible, a guard broke ({result.infeasible}" in label for label in labels)
+    [line] = [line for line in axes.get_lines() if "best so far" in line.get_label()]
+    assert line.get_ydata()[-1] == pytest.approx(
+        result.best_loss
+    )  # the feasible best, not a lower infeasible
+    assert min(e.loss for e in result.history if e.status == "infeasible") < result.best_loss
