@@ -407,7 +407,7 @@ def convergence_figure(
                 facecolors="none",
                 edgecolors="grey",
                 linewidths=0.8,
-                label=f"{label}: infeasible, a guard broke ({len(out)}; never the best)",
+                label=f"{label}: infeasible ({len(out)})",
             )
             ys[out] = np.nan
         above = ys > top

@@ -225,7 +225,7 @@ def test_the_convergence_plot_leaves_infeasible_candidates_out_of_the_best_so_fa
         figure = store_figure(journal)
     axes = figure.axes[0]
     labels = [text.get_text() for text in axes.get_legend().get_texts()]
-    assert any(f"infeasible, a guard broke ({result.infeasible}" in label for label in labels)
+    assert any(f"infeasible ({result.infeasible})" in label for label in labels)
     [line] = [line for line in axes.get_lines() if "best so far" in line.get_label()]
     assert line.get_ydata()[-1] == pytest.approx(
         result.best_loss
