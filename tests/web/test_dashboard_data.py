@@ -217,3 +217,16 @@ def test_the_export_command_names_the_task_file_a_run_recorded(tmp_path) -> None
     with Store.open(store, readonly=True) as journal:
         described = describe_store(store, journal, 0, None)
     assert f"--task {task.resolve()}:task" in described["export"]
+
+
+def test_infeasible_evaluations_are_sent_with_their_loss_and_are_not_failures(tmp_path: Path) -> None:
+    writer = write_store(tmp_path / "a.sqlite", [0.8, 0.5])
+    vector = start() + 0.2
+    writer.record(Evaluation(0, 2, vector, 0.1, "infeasible", "guard: size 2 > 1 + 0", 0.01, {"size": 2.0}))
+    with Store.open(tmp_path / "a.sqlite", readonly=True) as reader:
+        sent = data.new_evaluations(reader, 0, data.Cursor())
+        (row,) = data.runs(reader, store_index=0)
+    assert sent["loss"] == [0.8, 0.5, 0.1]  # drawn where it is, apart from the feasible ones
+    assert sent["infeasible"] == [False, False, True] and sent["failed"] == [False, False, False]
+    assert row["failures"] == 0 and row["best"] == 0.5  # never the best, and not a failure
+    writer.close()

@@ -81,7 +81,7 @@ def write_csv(store: Store) -> str:
 def _live(store: Store) -> dict[int, dict[str, Any]]:
     """Per run, from the evaluations themselves: count, failures, first and best loss, last commit."""
     rows = store.connection.execute(
-        "SELECT run_index, COUNT(*), TOTAL(status != 'ok'), MIN(CASE WHEN status = 'ok' THEN loss END), "
+        "SELECT run_index, COUNT(*), TOTAL(status = 'failed'), MIN(CASE WHEN status = 'ok' THEN loss END), "
         "MAX(finished) FROM evaluations GROUP BY run_index"
     ).fetchall()
     first = dict(
@@ -231,12 +231,14 @@ def new_evaluations(store: Store, run_index: int, cursor: Cursor) -> dict[str, A
     stamp = base.stamp
     for row in rows:
         stamp += row[4]
-    ok = [row[3] == "ok" and _finite(row[2]) is not None for row in rows]
+    # a loss to draw: ok or infeasible (a guard broke: drawn apart, never the best) with a finite loss
+    drawn = [row[3] in ("ok", "infeasible") and _finite(row[2]) is not None for row in rows]
     return {
         "reset": reset,
         "idx": [row[1] for row in rows],
-        "loss": [row[2] if good else None for row, good in zip(rows, ok, strict=True)],
-        "failed": [not good for good in ok],
+        "loss": [row[2] if good else None for row, good in zip(rows, drawn, strict=True)],
+        "failed": [not good for good in drawn],
+        "infeasible": [row[3] == "infeasible" and good for row, good in zip(rows, drawn, strict=True)],
         "cursor": Cursor(total, upto, stamp).text(),
     }
 
