@@ -94,6 +94,14 @@ class GuardedLoss:
         return Measured(self.loss(model), {name: guard.loss(model) for name, guard in self.guards.items()})
 
 
+def missing(values: Mapping[str, float] | None, limits: Mapping[str, float]) -> str | None:
+    """Why guard losses told with a loss are not those of the guards (some missing), or None."""
+    if values is not None and set(values) == set(limits):
+        return None
+    absent = sorted(set(limits) - set(values or {}))
+    return f"the loss did not report the guard(s) {', '.join(absent) or '?'}"
+
+
 def violation(
     values: Mapping[str, float] | None, reference: Mapping[str, float], limits: Mapping[str, float]
 ) -> str | None:
@@ -101,9 +109,10 @@ def violation(
 
     Comparisons only: each guard is within ``reference + tolerance`` or not.
     """
-    if values is None or set(values) != set(limits):
-        missing = sorted(set(limits) - set(values or {}))
-        return f"the loss did not report the guard(s) {', '.join(missing) or '?'}"
+    absent = missing(values, limits)
+    if absent is not None:
+        return absent
+    assert values is not None
     broken = [
         f"{name} {values[name]:.6g} > {reference[name]:.6g} + {limits[name]:g}"
         for name in sorted(limits)

@@ -128,6 +128,10 @@ class OptimizerInfo:
             return math.log(budget)
         return None
 
+    def centroid_size(self, budget: int) -> int:
+        """How many best candidates a run of ``budget`` evaluations averages as its last one (0: none)."""
+        return self.final_centroid if budget >= CENTROID_MIN_BUDGET else 0
+
     def make(self, parametrization: ng.p.Parameter, budget: int, workers: int) -> Any:
         """A fresh Nevergrad optimizer on ``parametrization`` (seed it through the parametrization)."""
         name = self.resolve(parametrization.dimension, budget, workers)

@@ -93,11 +93,7 @@ def _optimizer_name(result: RetrofitResult) -> str:
     if info.name != optimizers.AUTO:
         return result.optimizer
     picked = info.resolve(len(result.aleph), result.budget, result.workers)
-    return (
-        f"auto ({picked} + final centroid)"
-        if result.budget >= optimizers.CENTROID_MIN_BUDGET
-        else f"auto ({picked})"
-    )
+    return f"auto ({picked} + final centroid)" if info.centroid_size(result.budget) else f"auto ({picked})"
 
 
 def print_result(result: RetrofitResult, title: str = "retrofit", console: Console | None = None) -> None:

@@ -50,7 +50,7 @@ from afterlearner import optimizers as optimizer_registry
 from afterlearner.checks import check_positive_int
 from afterlearner.errors import AfterlearnerError, ConfigError, StoreError, TooManyFailures
 from afterlearner.evaluators.base import Measured, Outcome, as_loss, measure
-from afterlearner.guards import GuardCheck, violation
+from afterlearner.guards import GuardCheck, missing, violation
 from afterlearner.heldout import HeldOut, compare, observe
 from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
 from afterlearner.searchspace import SearchSpace, search_space
@@ -140,7 +140,6 @@ class _Run:
     worst: float = -math.inf
     failures_in_a_row: int = 0
     failures: int = 0
-    infeasible: int = 0
     reference: dict[str, float] | None = None  # the trained model's guard losses (evaluation 0)
     standardized: dict[int, np.ndarray] = field(default_factory=dict)  # by index (final centroid)
     best_loss: float | None = None
@@ -399,9 +398,9 @@ class Retrofitter:
         status, error = ("ok", None) if outcome.ok else ("failed", outcome.error)
         guards = dict(outcome.guards) if outcome.guards is not None else None
         if self.guards and outcome.ok:
-            if slot.index == 0:
-                reason = violation(guards, dict.fromkeys(self.guards, math.inf), self.guards)
-                status, error = ("failed", reason) if reason else (status, error)  # no reference: fails
+            if slot.index == 0:  # the reference: it fails only without its guard losses
+                reason = missing(guards, self.guards)
+                status, error = ("failed", reason) if reason else (status, error)
             else:
                 reason = (
                     violation(guards, run.reference, self.guards)
@@ -724,7 +723,7 @@ class Retrofitter:
         this centroid when its ℵ-loss is no worse than the best's (``docs/optimizers.md``).
         """
         k = self._centroid_size
-        if not k or index != self.budget - 1 or self.budget < optimizer_registry.CENTROID_MIN_BUDGET:
+        if not k or index != self.budget - 1:
             return None
         told = [e for e in run.outcome.history if e.ok and e.idx in run.standardized]
         if len(told) < k:
@@ -739,7 +738,7 @@ class Retrofitter:
     def _centroid_size(self) -> int:
         if self.start_loss is not None or self.distinct_from_best:
             return 0  # a feedback session: every candidate is the optimizer's
-        return self.info.final_centroid
+        return self.info.centroid_size(self.budget)
 
     def _ask_one(self, run: _Run, best: Evaluation | None) -> tuple[Any, np.ndarray]:
         """One candidate from the optimizer; with ``distinct_from_best``, never the best so far."""
@@ -771,8 +770,6 @@ class Retrofitter:
                 self.stop("target reached")
         elif evaluation.failed:
             run.failures += 1
-        else:
-            run.infeasible += 1
 
     def _flush(self, run: _Run) -> None:
         """Tell the optimizer the whole batch in ask order (failures as worse than everything seen)."""

@@ -167,6 +167,7 @@ class Store:
         self._committed_at = time.monotonic()
         self._writing = threading.RLock()  # a transaction, or the timer's group commit, at a time
         self._timer: threading.Timer | None = None
+        self._columns: set[tuple[str, str]] = set()  # added columns seen (a column, once there, stays)
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -588,7 +589,13 @@ class Store:
         ]
 
     def _has_column(self, table: str, column: str) -> bool:
-        return any(row[1] == column for row in self.connection.execute(f"PRAGMA table_info({table})"))
+        """Whether an added column is there: asked once it is (a read-only old store may lack it, and
+        a writer opening the file later may add it)."""
+        if (table, column) not in self._columns and any(
+            row[1] == column for row in self.connection.execute(f"PRAGMA table_info({table})")
+        ):
+            self._columns.add((table, column))
+        return (table, column) in self._columns
 
     def runs(self) -> list[dict[str, Any]]:
         self.flush()  # this process reads what it told
