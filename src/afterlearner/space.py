@@ -150,11 +150,16 @@ class TensorEntry:
             return base + values if self.mode == "offset" else base * values
 
     def write(self, flat: np.ndarray) -> None:
+        """Put this candidate chunk into the model: :meth:`retrofitted`'s values, computed in place."""
         with torch.no_grad():
             if self.is_identity(flat):
                 self.tensor.copy_(self.original)  # bit for bit, -0.0 included
                 return
-            self.tensor.copy_(self.retrofitted(flat))
+            values = torch.as_tensor(flat, dtype=self.original.dtype, device=self.original.device)
+            if self._needs_view:
+                values = values.view(self._view)
+            combine = torch.add if self.mode == "offset" else torch.mul
+            combine(self.original, values, out=self.tensor)  # no temporary tensor, no second copy
 
     def restore(self) -> None:
         with torch.no_grad():
