@@ -17,9 +17,11 @@ The methods:
   search stopped after b − 1 evaluations and the rule's candidate evaluated as the b-th:
   ``+mean`` (CMA's distribution mean), ``+mean-guarded`` (the mean if its ℵ-loss is below
   the trained model's, else the best), ``+top5`` (the centroid of the 5 best evaluated
-  candidates, in the optimizer's standardized space) and ``+top5-or-best`` (that centroid unless
-  its ℵ-loss is above the best candidate's: what the engine returns if the b-th candidate it asks
-  is the centroid) — all functions of comparisons only;
+  candidates, in the optimizer's standardized space), ``+top5-or-best`` (that centroid unless
+  its ℵ-loss is above the best candidate's) and ``+top5-margin`` (that centroid unless the best
+  candidate's ℵ-loss is lower by more than ``AUTO_CENTROID_MARGIN`` = 10% of the centroid's: what
+  the engine's ``auto`` returns, its b-th candidate being the centroid) — all functions of
+  comparisons only;
 * peers: Optuna's TPE through Optuna's own API (optional: ``pip install optuna``), and the loop a
   user writes by hand, Nevergrad's CMA with a step σ = 0.3 on the ℵ-vector (``hand CMA σ=0.3``),
   returning ``optimizer.provide_recommendation()``.
@@ -90,13 +92,13 @@ RULES = {
     "LargeCMA": ("mean", "top5", "top5-or-best"),
     "OnePlusOne": ("top5",),
     "TwoPointsDE": ("top5",),
-    "auto": ("mean", "top5", "top5-or-best"),
+    "auto": ("mean", "top5", "top5-or-best", "top5-margin"),
 }
 LOOP = "#loop"  # suffix of the bench loop's best-candidate records, compared with the engine's
 #: Bench-loop rules the engine now runs itself (``auto`` ends each run with the centroid of its 5 best
 #: candidates): their records must equal the engine's record for record; they are checked, then left
 #: out of the tables (they would be the engine's rows twice).
-ENGINE_TWINS = {"auto+top5-or-best": "auto"}
+ENGINE_TWINS = {"auto+top5-margin": "auto"}
 
 
 @dataclass(frozen=True)
@@ -357,7 +359,7 @@ class RuleRunner(Runner):
                 else:
                     best = best_index(losses)
                     chosen, chosen_loss = vectors[best], losses[best]
-            elif rule in ("top5", "top5-or-best"):
+            elif rule in ("top5", "top5-or-best", "top5-margin"):
                 if top_vector is None:
                     order = sorted(range(len(losses)), key=lambda i: (losses[i], -i))[:TOP]
                     centroid = np.mean([standardized[i] for i in order], axis=0)
@@ -365,7 +367,12 @@ class RuleRunner(Runner):
                     top_loss = aleph_loss(task, top_vector)
                 assert top_loss is not None
                 best = best_index(losses)
-                if rule == "top5" or top_loss <= losses[best]:
+                if rule == "top5-margin":
+                    margin = registry.AUTO_CENTROID_MARGIN
+                    keep = not registry.best_beats_centroid(losses[best], top_loss, margin)
+                else:
+                    keep = rule == "top5" or top_loss <= losses[best]
+                if keep:
                     chosen, chosen_loss = top_vector, top_loss
                 else:
                     chosen, chosen_loss = vectors[best], losses[best]
@@ -970,6 +977,56 @@ def target_lines(summary: Summary, facts: dict[str, dict[str, Any]], default: st
     return lines
 
 
+#: Margins the out-of-sample check of ``auto``'s margin tries (fractions of the centroid's ℵ-loss).
+MARGINS = (0.0, 0.02, 0.05, 0.10, 0.15, 0.20, 0.30)
+
+
+def margin_records(records: Sequence[Record], margin: float, method: str = "auto") -> list[Record]:
+    """``auto``'s records had it used ``margin``, derived exactly from two rules the bench loop ran on
+    the same searches: ``auto+top5`` (the centroid) and ``auto+top5-or-best`` (the best candidate of the
+    first b − 1 where its ℵ-loss is below the centroid's). A margin only ever keeps the centroid where
+    ``top5-or-best`` chose the best, so every choice it makes is one of those two records."""
+    by = {(r.task, r.method, r.budget, r.seed): r for r in records}
+    out = []
+    for centroid in (r for r in records if r.method == "auto+top5"):
+        other = by.get((centroid.task, "auto+top5-or-best", centroid.budget, centroid.seed))
+        if other is None:
+            continue
+        beats = other.aleph < centroid.aleph and registry.best_beats_centroid(
+            other.aleph, centroid.aleph, margin
+        )
+        out.append(dataclasses.replace(other if beats else centroid, method=method))
+    return out
+
+
+def margin_cross_validation(records: Sequence[Record]) -> list[list[str]]:
+    """Is ``auto``'s margin chosen out of sample? For each half of the seeds: the margin of
+    :data:`MARGINS` with the best mean rank on that half, and on the other half its mean rank against
+    margin 0 (the centroid when no worse) and ``auto+top5`` (always the centroid)."""
+    others = [r for r in records if r.method != "auto"]
+    seeds = sorted({r.seed for r in records})
+    halves = {"even seeds": [s for s in seeds if s % 2 == 0], "odd seeds": [s for s in seeds if s % 2 == 1]}
+
+    def rank(margin: float, chosen_seeds: Sequence[int], method: str = "auto") -> float:
+        kept = [r for r in others + margin_records(records, margin) if r.seed in chosen_seeds]
+        return summarize(kept).mean_rank(method)[0]
+
+    rows = []
+    for name, half in halves.items():
+        rest = [s for s in seeds if s not in half]
+        chosen = min(MARGINS, key=lambda m: rank(m, half))
+        rows.append(
+            [
+                name,
+                f"{chosen:.2f}",
+                f"{rank(chosen, rest):.2f}",
+                f"{rank(0.0, rest):.2f}",
+                f"{rank(chosen, rest, 'auto+top5'):.2f}",
+            ]
+        )
+    return rows
+
+
 def render(
     records: Sequence[Record],
     facts: dict[str, dict[str, Any]],
@@ -1001,6 +1058,19 @@ def render(
         f"### {default} against each method (paired over seeds; negative: {default} ranks better)",
         "",
         markdown_table(*rank_difference_table(summary, default)),
+        "",
+        "### auto's margin, out of sample",
+        "",
+        "`auto` returns its final centroid unless the best candidate beats it by more than a margin (10% of "
+        "the centroid's ℵ-loss), chosen on this suite. Chosen on half of the seeds instead, among "
+        f"{', '.join(f'{m:g}' for m in MARGINS)}, and judged on the other half (mean rank among all "
+        "methods; `auto` at each margin derived exactly from the `auto+top5` and `auto+top5-or-best` "
+        "records):",
+        "",
+        markdown_table(
+            ["chosen on", "margin chosen", "other half: auto at it", "auto at margin 0", "auto+top5"],
+            margin_cross_validation(records),
+        ),
         "",
         f"### Classifier tasks: {default} against the hand-written CMA loop (σ = 0.3)",
         "",
@@ -1040,12 +1110,17 @@ def render(
         "its first evaluations, checked against runs of that budget on the first seed of every task "
         "(a failed check would be noted above and the optimizer run at every budget; `auto`, whose last "
         "evaluation depends on the budget, runs at every budget).",
-        f"* The engine's `auto` ends each run with the centroid of its 5 best candidates, the bench loop's "
-        f"`auto+top5-or-best` rule. Where the engine itself ran (`auto` at every budget), the rule gave "
-        f"the same ℵ-loss and held-out loss in {twins_same} of {twins_total} (task, budget, seed) cells; "
-        f"in the other {twins_taken} cells, `auto`'s rows are the rule's records (made before the engine "
-        "had the rule; the same searches and the same returned point, as those identical cells and "
-        "`tests/core/test_final_centroid.py` show; ms/eval there is the bench loop's).",
+        "* The engine's `auto` ends each run with the centroid of its 5 best candidates and returns it "
+        "unless the best candidate beats it by more than 10% of its ℵ-loss: the bench loop's "
+        f"`auto+top5-margin` rule. Where the engine itself ran (`auto` at every budget), the rule gave "
+        f"the same ℵ-loss and held-out loss in {twins_same} of {twins_total} (task, budget, seed) cells"
+        + (
+            f"; in the other {twins_taken} cells, `auto`'s rows are the rule's records (made before the "
+            "engine had the rule; the same searches and the same returned point, as those identical cells "
+            "and `tests/core/test_final_centroid.py` show; ms/eval there is the bench loop's)."
+            if twins_taken
+            else "."
+        ),
     ]
     return "\n".join(out)
 
@@ -1066,6 +1141,11 @@ def header_text(args: argparse.Namespace, context: dict[str, Any]) -> str:
             context["command"],
             "```",
             "",
+            *(
+                [f"and later, into the same journal: {'; '.join(context['later'])}.", ""]
+                if context.get("later")
+                else []
+            ),
             f"on {context['machine']} ({context['cpus']} cores, shared with other jobs), nevergrad "
             f"{ng.__version__}, optuna {context['optuna']}, torch {torch.__version__}; wall time "
             f"{context['wall_s'] / 60:.1f} min.{rendered} Every method retrofits every task at every budget "
@@ -1120,6 +1200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if runs:  # the figures of the runs that made the records, not of this report
             context.update(
                 command=runs[0]["command"],
+                later=[run["command"] for run in runs[1:]],
                 load_before=runs[0]["load_before"],
                 load_after=runs[-1]["load_after"],
                 wall_s=sum(run["wall_s"] for run in runs),

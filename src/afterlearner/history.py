@@ -51,20 +51,28 @@ def best_so_far_per_run(evaluations: Sequence[Evaluation]) -> list[float | None]
     return running
 
 
-def best_vectors_so_far(evaluations: Sequence[Evaluation], size: int) -> np.ndarray:
+def best_vectors_so_far(
+    evaluations: Sequence[Evaluation], size: int, runs: Sequence[dict[str, Any]] = ()
+) -> np.ndarray:
     """For each evaluation, the candidate of the best-so-far loss of its run (NaN before its first success).
 
     One row per evaluation, ``size`` (the number of ℵ-scalars) columns: what the run would return
-    if it stopped there.
+    if it stopped there. A run's last row is its journaled ``best_vector`` when ``runs`` has one:
+    what it did return (``auto``'s final centroid may be returned over a slightly lower loss).
     """
     rows = np.full((len(evaluations), size), np.nan)
     best: dict[int, Evaluation] = {}
+    last: dict[int, int] = {}
     for row, evaluation in enumerate(evaluations):
         current = best.get(evaluation.run_index)
         if evaluation.ok and (current is None or evaluation.loss <= current.loss):  # type: ignore[operator]
             best[evaluation.run_index] = evaluation
         if evaluation.run_index in best:
             rows[row] = best[evaluation.run_index].vector
+        last[evaluation.run_index] = row
+    for run in runs:
+        if run.get("best_vector") is not None and run.get("run_index") in last:
+            rows[last[run["run_index"]]] = run["best_vector"]
     return rows
 
 

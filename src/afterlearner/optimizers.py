@@ -32,15 +32,20 @@ relative order of all its losses), so the smaller of the two is used.
     Uses loss values (surrogate models, line searches, noise averaging, portfolios that may pick
     those: NGOpt may pick a MetaModel): no bound is given.
 
-afterlearner always returns the best evaluated candidate, ties going to the latest (the rule
-Nevergrad's own best tracking uses), so the returned point is a function of those outcomes.
+afterlearner returns the best evaluated candidate, ties going to the latest (the rule Nevergrad's own
+best tracking uses), so the returned point is a function of those outcomes; ``"auto"``'s final
+centroid is the one exception, below.
 
 ``"auto"`` (the default) is resolved per run by :func:`auto` from the dimension, the budget and λ; it
 always picks a comparison-based optimizer and is counted in the ``ranking`` class. Its last
 evaluation of a run (budget ≥ 10) is not the optimizer's: it is the centroid, in the optimizer's
-standardized space, of the :data:`AUTO_CENTROID` best candidates so far, which is returned when its
-ℵ-loss is no worse than the best's. Which candidates are the best is a function of the ranking of the
-losses, so the ranking count covers it; on the suite it keeps more of the gain on held-out data.
+standardized space, of the :data:`AUTO_CENTROID` best candidates so far. It is returned unless the
+best evaluated candidate beats it by more than :data:`AUTO_CENTROID_MARGIN` of the centroid's ℵ-loss
+(:func:`best_beats_centroid`). Which candidates are the best is a function of the ranking of the
+losses, so the ranking count covers the centroid; the margin test is one more binary outcome per
+run, ``ln 2``. On the suite this rule keeps more of the gain on held-out data than the best
+candidate, than the centroid always, and than the centroid only when no worse
+(``docs/optimizers.md``).
 """
 
 from __future__ import annotations
@@ -66,9 +71,14 @@ DEFAULT_OPTIMIZER = "auto"
 #: ``optimizer="auto"``: each run uses the optimizer :func:`auto` picks for its dimension, budget and λ.
 AUTO = "auto"
 #: ``"auto"`` ends each run by evaluating the centroid of this many best candidates (its last
-#: evaluation; returned when no worse on the ℵ-set than the best): it keeps more of its gain on
-#: held-out data (``docs/optimizers.md``).
+#: evaluation; returned unless the best beats it by more than the margin below): it keeps more of
+#: its gain on held-out data (``docs/optimizers.md``).
 AUTO_CENTROID = 5
+#: ... and returns that centroid unless the best candidate's ℵ-loss is lower by more than this fraction
+#: of the centroid's. The best of many candidates on a small ℵ-set owes part of its lead to luck on
+#: that set, and a small lead mostly so. 0.10 was chosen on the suite, and the choice holds out of
+#: sample there: chosen on half its seeds, it ranks best on the other half (``docs/optimizers.md``).
+AUTO_CENTROID_MARGIN = 0.10
 #: Runs shorter than this never end with a final centroid (too few candidates to average).
 CENTROID_MIN_BUDGET = 10
 #: :func:`auto`'s threshold: up to this many ℵ-scalars, large steps (see :func:`auto`).
@@ -99,6 +109,13 @@ def auto(dimension: int, budget: int, workers: int = 1) -> str:
     return "DiagonalCMA"
 
 
+def best_beats_centroid(best: float, centroid: float, margin: float) -> bool:
+    """True if a run with a final centroid returns its best evaluated candidate (ℵ-loss ``best``)
+    rather than the centroid (``centroid``): only when the best is lower by more than ``margin`` of the
+    centroid's loss (its magnitude, for losses below zero). One comparison, so the bound adds ln 2."""
+    return best < centroid - margin * abs(centroid)
+
+
 #: Short names for the optimizers people reach for first.
 ALIASES = {"random": "RandomSearch", "cma": "CMA", "1+1": "OnePlusOne", "de": "TwoPointsDE"}
 
@@ -110,6 +127,7 @@ class OptimizerInfo:
     name: str
     outcome_class: OutcomeClass | None
     final_centroid: int = 0  # > 0: a run's last evaluation is the centroid of this many best candidates
+    centroid_margin: float = 0.0  # the centroid is returned unless the best is lower by this fraction
 
     @property
     def comparison_based(self) -> bool:
@@ -118,6 +136,8 @@ class OptimizerInfo:
     def log_outcomes(self, budget: int) -> float | None:
         """ln of the number of outcome sequences of one run of ``budget`` evaluations, or None."""
         ranking = sum(math.log(2 * i - 1) for i in range(1, budget + 1))
+        if self.outcome_class == "ranking" and self.centroid_size(budget) and self.centroid_margin:
+            ranking += math.log(2)  # the margin test: the centroid or the best, one more bit
         if self.outcome_class == "parent":
             return min(ranking, budget * math.log(2))
         if self.outcome_class in PER_EVALUATION:
@@ -181,7 +201,9 @@ def get(name: str) -> OptimizerInfo:
     if not isinstance(name, str):
         raise ConfigError(f"optimizer must be a name, got {name!r}")
     if name == AUTO:
-        return OptimizerInfo(AUTO, "ranking", final_centroid=AUTO_CENTROID)
+        return OptimizerInfo(
+            AUTO, "ranking", final_centroid=AUTO_CENTROID, centroid_margin=AUTO_CENTROID_MARGIN
+        )
     resolved = ALIASES.get(name, name)
     if resolved not in ng.optimizers.registry:
         close = difflib.get_close_matches(name, available(), n=5, cutoff=0.6)

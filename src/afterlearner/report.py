@@ -579,7 +579,7 @@ def params_figure(
     panel = _Panel(
         xs=np.arange(1, len(evaluations) + 1),
         values=vectors,
-        incumbent=history.best_vectors_so_far(evaluations, len(labels)),
+        incumbent=history.best_vectors_so_far(evaluations, len(labels), runs or ()),
         failed=np.array([not evaluation.ok for evaluation in evaluations], dtype=bool),
         bests=_best_positions(evaluations, runs),
         boundaries=[

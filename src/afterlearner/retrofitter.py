@@ -52,6 +52,7 @@ from afterlearner.errors import AfterlearnerError, ConfigError, StoreError, TooM
 from afterlearner.evaluators.base import Measured, Outcome, as_loss, measure
 from afterlearner.guards import GuardCheck, missing, violation
 from afterlearner.heldout import HeldOut, compare, observe
+from afterlearner.optimizers import best_beats_centroid
 from afterlearner.result import FINISHED, INTERRUPTED, STOPPED, RetrofitResult, RunOutcome
 from afterlearner.searchspace import SearchSpace, search_space
 from afterlearner.space import Aleph
@@ -142,6 +143,8 @@ class _Run:
     failures: int = 0
     reference: dict[str, float] | None = None  # the trained model's guard losses (evaluation 0)
     standardized: dict[int, np.ndarray] = field(default_factory=dict)  # by index (final centroid)
+    centroid_index: int | None = None  # the final centroid's evaluation, once asked
+    centroid_margin: float = 0.0  # it is returned unless the best beats it by this fraction
     best_loss: float | None = None
     new_evaluations: int = 0
     wall_time: float | None = None  # frozen when the run ends, stops or fails
@@ -159,7 +162,18 @@ class _Run:
         return self.outcome.history + [slot.evaluation for slot in self.batch if slot.evaluation is not None]
 
     def best(self) -> Evaluation | None:
-        return best_evaluation(self.evaluated())
+        """The candidate the run returns: its best evaluation (lowest loss, ties to the latest), or,
+        for a run that ended with a final centroid, that centroid unless the best beats it by more
+        than the margin (:func:`afterlearner.optimizers.best_beats_centroid`)."""
+        evaluated = self.evaluated()
+        best = best_evaluation(evaluated)
+        if best is None or self.centroid_index is None or best.idx == self.centroid_index:
+            return best
+        centroid = next((e for e in evaluated if e.idx == self.centroid_index), None)
+        if centroid is None or not centroid.ok:
+            return best
+        beats = best_beats_centroid(best.loss, centroid.loss, self.centroid_margin)  # type: ignore[arg-type]
+        return best if beats else centroid
 
 
 def derive_seed(seed: int, run_index: int) -> int:
@@ -519,7 +533,8 @@ class Retrofitter:
         test_initial = test_best = held_out = None
         stored = self._journal_rows.get(best_run.index) if best_run is not None else None
         guard_checks = self._guard_checks(best_run, best, {})
-        if self.already_complete and stored is not None and stored["test_best"] is not None:
+        same_best = stored is not None and np.array_equal(stored.get("best_vector"), best_vector)
+        if self.already_complete and same_best and stored["test_best"] is not None:
             test_initial, test_best = stored["test_initial"], stored["test_best"]
             held_out = HeldOut.from_dict(stored["held_out"]) if stored.get("held_out") else None
             guard_checks = [
@@ -682,6 +697,7 @@ class Retrofitter:
             centroid = self._final_centroid(run, start + j)
             if centroid is not None:
                 parameter, vector, standardized = None, *centroid
+                run.centroid_index, run.centroid_margin = start + j, self.info.centroid_margin
             else:
                 parameter, vector = self._ask_one(run, best)
                 standardized = self._standardized(run, parameter)
@@ -719,8 +735,9 @@ class Retrofitter:
         engine runs a feedback session).
 
         Which candidates are the k best is a function of the ranking of the losses, so the bound of
-        the ``ranking`` class covers it; the run still returns its best evaluated candidate, which is
-        this centroid when its ℵ-loss is no worse than the best's (``docs/optimizers.md``).
+        the ``ranking`` class covers it. The run returns this centroid unless its best evaluated
+        candidate beats it by more than the optimizer's margin (:meth:`_Run.best`;
+        ``docs/optimizers.md``).
         """
         k = self._centroid_size
         if not k or index != self.budget - 1:
@@ -808,7 +825,7 @@ class Retrofitter:
         if self.journal is None:
             return
         evaluated = run.evaluated()
-        best = best_evaluation(evaluated)
+        best = run.best()
         self.journal.finish_run(
             run.index,
             status,
@@ -850,7 +867,7 @@ class Retrofitter:
 def _outcome_of(run: _Run) -> RunOutcome:
     """A run's evaluations so far (told or still in a batch) and its best, as a result reports them."""
     evaluated = run.evaluated()
-    best = best_evaluation(evaluated)
+    best = run.best()
     best_index = None if best is None else next(i for i, e in enumerate(evaluated) if e is best)
     return RunOutcome(run.index, run.outcome.seed, evaluated, best_index)
 

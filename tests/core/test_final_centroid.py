@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import afterlearner as al
-from afterlearner.optimizers import AUTO_CENTROID
+from afterlearner.optimizers import AUTO_CENTROID, AUTO_CENTROID_MARGIN
 
 
 def _quadratic(model) -> float:
@@ -33,12 +33,63 @@ def test_the_last_evaluation_is_the_centroid_of_the_five_best(tiny_net) -> None:
         parametrization.spawn_child().set_standardized_data(centroid, reference=parametrization).value
     )
     assert np.array_equal(history[29].vector, expected)
-    # the best evaluated is returned: the centroid when it is no worse than the best before it
+    # the centroid is returned unless the best before it beats it by more than the margin
     result = engine.result()
-    best_before = min(e.loss for e in before)
-    if history[29].loss <= best_before:
-        assert np.array_equal(result.best, history[29].vector)
-    assert result.best_loss == min(best_before, history[29].loss)
+    best_before = min(before, key=lambda e: (e.loss, -e.idx))
+    centroid_loss = history[29].loss
+    if best_before.loss < centroid_loss - AUTO_CENTROID_MARGIN * abs(centroid_loss):
+        assert np.array_equal(result.best, best_before.vector) and result.best_loss == best_before.loss
+    else:
+        assert np.array_equal(result.best, history[29].vector) and result.best_loss == centroid_loss
+
+
+def _told(tiny_net, losses: dict[int, float], budget: int = 20) -> tuple[al.RetrofitResult, list]:
+    """An auto run told chosen losses: ``losses[i]`` for evaluation i, 10.0 for the others."""
+    aleph = al.Aleph(tiny_net).add("fc.bias")
+    engine = al.Retrofitter(aleph, budget=budget, optimizer="auto", seed=0)
+    while (candidate := engine.ask()) is not None:
+        engine.tell(candidate, losses.get(candidate.index, 10.0))
+    return engine.result(), engine.evaluated()
+
+
+@pytest.mark.parametrize(
+    ("best", "centroid", "returned"),
+    [
+        (1.0, 1.05, "centroid"),  # within 10% of the centroid's loss: the centroid
+        (1.0, 1.0, "centroid"),
+        (1.0, 0.5, "centroid"),  # the centroid is the best
+        (1.0, 1.2, "best"),  # the best is lower by more than 10%: the best
+        (-1.2, -1.0, "best"),  # negative losses: 10% of the magnitude
+        (-1.05, -1.0, "centroid"),
+    ],
+)
+def test_the_centroid_is_returned_unless_the_best_beats_it_by_the_margin(
+    tiny_net, best, centroid, returned
+) -> None:
+    result, history = _told(tiny_net, {3: best, 19: centroid})
+    expected = history[19] if returned == "centroid" else history[3]
+    assert np.array_equal(result.best, expected.vector)
+    assert result.best_loss == expected.loss
+    assert result.run_outcomes[0].best is expected
+
+
+def test_a_failed_centroid_is_never_returned(tiny_net) -> None:
+    aleph = al.Aleph(tiny_net).add("fc.bias")
+    engine = al.Retrofitter(aleph, budget=20, optimizer="auto", seed=0)
+    while (candidate := engine.ask()) is not None:
+        engine.tell(candidate, RuntimeError("crashed") if candidate.index == 19 else 1.0 + candidate.index)
+    result = engine.result()
+    assert result.best_loss == 1.0 and np.array_equal(result.best, engine.evaluated()[0].vector)
+
+
+def test_the_margin_test_costs_one_bit_of_the_bound() -> None:
+    import math
+
+    from afterlearner import optimizers
+
+    auto, large = optimizers.get("auto"), optimizers.get("LargeCMA")
+    assert auto.log_outcomes(50) == pytest.approx(large.log_outcomes(50) + math.log(2))
+    assert auto.log_outcomes(9) == large.log_outcomes(9)  # too short for a centroid: no margin test
 
 
 def _vectors(tiny_net, optimizer: str, budget: int) -> list[bytes]:
@@ -90,3 +141,28 @@ def test_a_run_with_a_final_centroid_resumes_exactly(tiny_net, tmp_path, workers
     assert np.array_equal(resumed.best, whole.best)
     again = run(store)  # a finished store replays to the same result, centroid included
     assert again.already_complete and np.array_equal(again.best, whole.best)
+
+
+def test_a_store_whose_best_differs_from_the_replayed_one_measures_held_out_again(tiny_net, tmp_path) -> None:
+    """A finished store made under another returning rule (its journaled best is not the candidate the
+    replay returns) must not lend its held-out figures to the candidate returned now."""
+    import sqlite3
+
+    store = tmp_path / "auto.sqlite"
+    aleph = al.Aleph(tiny_net).add("fc.bias")
+    held_out_calls = []
+
+    def test_loss(model) -> float:
+        held_out_calls.append(1)
+        return float(model.fc.bias.detach().abs().sum())
+
+    settings = {"budget": 20, "seed": 0, "store": store, "test_loss": test_loss, "progress": False}
+    first = al.retrofit(aleph, _quadratic, **settings)
+    first.restore()
+    with sqlite3.connect(store) as connection:  # what an older rule would have journaled: another best
+        other = np.zeros(len(aleph)).astype("<f8").tobytes()
+        connection.execute("UPDATE runs SET best_vector = ?, test_best = 123.0", (other,))
+    held_out_calls.clear()
+    again = al.retrofit(aleph, _quadratic, **settings)
+    assert again.already_complete and np.array_equal(again.best, first.best)
+    assert held_out_calls and again.test_best == first.test_best != 123.0

@@ -409,7 +409,7 @@ def test_a_thousand_scalars_stay_fast(tmp_path, capsys) -> None:
 
 def test_best_vectors_so_far_follow_each_run(finished) -> None:
     settings, evaluations, runs = _journal(finished)
-    vectors = history.best_vectors_so_far(evaluations, 9)
+    vectors = history.best_vectors_so_far(evaluations, 9, runs)
     assert np.isnan(vectors[BUDGET]).all()  # run 1 starts with a failure: nothing found yet
     assert np.array_equal(vectors[0], evaluations[0].vector) and np.array_equal(vectors[2], vectors[1])
     for run_index, run in enumerate(runs):

@@ -305,7 +305,7 @@ def parameters(store: Store, run_index: int) -> dict[str, Any]:
         result["listed"] = "largest"
     if size <= MAX_CHARTED:
         vectors = np.stack([e.vector for e in evaluations])
-        incumbent = history.best_vectors_so_far(evaluations, size)
+        incumbent = history.best_vectors_so_far(evaluations, size, [run] if run else [])
         result["charts"] = {
             "idx": [e.idx for e in evaluations],
             "failed": [not e.ok for e in evaluations],
