@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.progress import (
@@ -56,8 +57,9 @@ class RunProgress:
             self._progress.__enter__()
             self._task = self._progress.add_task(self.label, total=self.total, best="-")
 
-    def update(self, completed: int, best: float | None) -> None:
-        """Show ``completed`` steps done and the best loss so far (replayed steps included).
+    def update(self, completed: int, best: float | None | Callable[[], float | None]) -> None:
+        """Show ``completed`` steps done and the best loss so far (replayed steps included); ``best``
+        may be a function, called only when the bar is drawn.
 
         At most every :data:`REFRESH_S` seconds (and always at the end): the bar is for people, and
         updating it on every evaluation of a fast loss cost more than the evaluation.
@@ -72,6 +74,8 @@ class RunProgress:
             if now - self._entered < self.delay:
                 return
             self._start()
+        if callable(best):
+            best = best()
         text = "-" if best is None else f"{best:.6g}"
         self._progress.update(self._task, completed=completed, best=text)
 

@@ -163,16 +163,16 @@ def _drive(
     evaluated = 0
     with RunProgress(total, "retrofit", enabled=progress) as bar:
         while batch := engine.ask_batch():
-            bar.update(engine.evaluations, engine.best_loss)
+            bar.update(engine.evaluations, lambda: engine.best_loss)
             assert evaluator is not None
             for position, outcome in evaluator.evaluate([candidate.vector for candidate in batch]):
                 engine.tell(batch[position], outcome)
                 evaluated += 1
                 if guard is not None and due(evaluated):
                     guard.check()
-                bar.update(engine.evaluations, engine.best_loss)
+                bar.update(engine.evaluations, lambda: engine.best_loss)
                 if engine.done:
                     break
-        bar.update(engine.evaluations, engine.best_loss)
+        bar.update(engine.evaluations, lambda: engine.best_loss)
     if guard is not None and evaluated:
         guard.check()

@@ -441,7 +441,7 @@ class Retrofitter:
             raise ConfigError(f"candidate {index!r} of run {run.index} was not asked")
         if slot.evaluation is not None:
             raise ConfigError(f"candidate {index} of run {run.index} was already told")
-        if isinstance(candidate, Candidate) and not np.array_equal(candidate.vector, slot.vector):
+        if isinstance(candidate, Candidate) and not _same_vector(candidate.vector, slot.vector):
             raise ConfigError(
                 f"candidate {index} has another vector than the one asked (another Retrofitter's?)"
             )
@@ -862,6 +862,13 @@ class Retrofitter:
     def _check_time(self) -> None:
         if self.time_limit is not None and self._status == RUNNING and self.elapsed >= self.time_limit:
             self.stop("time limit")
+
+
+def _same_vector(given: np.ndarray, asked: np.ndarray) -> bool:
+    """True if a told candidate's vector is the one asked (its bytes first: a copy of it, usually)."""
+    if isinstance(given, np.ndarray) and given.dtype == asked.dtype and given.tobytes() == asked.tobytes():
+        return True
+    return bool(np.array_equal(given, asked))
 
 
 def _outcome_of(run: _Run) -> RunOutcome:

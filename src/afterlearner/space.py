@@ -151,15 +151,21 @@ class TensorEntry:
 
     def write(self, flat: np.ndarray) -> None:
         """Put this candidate chunk into the model: :meth:`retrofitted`'s values, computed in place."""
-        with torch.no_grad():
-            if self.is_identity(flat):
-                self.tensor.copy_(self.original)  # bit for bit, -0.0 included
-                return
-            values = torch.as_tensor(flat, dtype=self.original.dtype, device=self.original.device)
-            if self._needs_view:
-                values = values.view(self._view)
-            combine = torch.add if self.mode == "offset" else torch.mul
-            combine(self.original, values, out=self.tensor)  # no temporary tensor, no second copy
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                self._write(flat)
+        else:  # the evaluators write under their own no_grad: no second context per candidate
+            self._write(flat)
+
+    def _write(self, flat: np.ndarray) -> None:
+        if self.is_identity(flat):
+            self.tensor.copy_(self.original)  # bit for bit, -0.0 included
+            return
+        values = torch.as_tensor(flat, dtype=self.original.dtype, device=self.original.device)
+        if self._needs_view:
+            values = values.view(self._view)
+        combine = torch.add if self.mode == "offset" else torch.mul
+        combine(self.original, values, out=self.tensor)  # no temporary tensor, no second copy
 
     def restore(self) -> None:
         with torch.no_grad():

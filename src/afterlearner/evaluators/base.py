@@ -48,6 +48,8 @@ class Measured:
 
 def as_loss(value: object) -> float:
     """The float a loss returned, or a ValueError saying why it is not a usable loss."""
+    if type(value) is float and math.isfinite(value):  # the common case, without the checks below
+        return value
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.ndarray, np.generic)):
         if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:  # a torch scalar
             value = value.item()  # type: ignore[attr-defined]

@@ -25,8 +25,8 @@ class SequentialEvaluator:
 
     def evaluate(self, vectors: Sequence[np.ndarray]) -> Iterator[tuple[int, Outcome]]:
         for position, vector in enumerate(vectors):
-            self.aleph.write(vector)
             with torch.no_grad():
+                self.aleph.write(vector)
                 outcome = measure(lambda: self.loss(self.aleph.model))
             yield position, outcome
 
