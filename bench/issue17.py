@@ -36,6 +36,11 @@ ROWS = {
         "median 1.09× (best-of 1.89×) quiet, 0.85–1.02× under load",
         "median ≥ 1.6× quiet, ≥ 1.3× with the other core busy",
     ),
+    "pinned": (
+        "2 processes vs 1, workers pinned to a core each (`ProcessEvaluator(pin=True)`, `--pin`)",
+        "(not in the issue)",
+        "median ≥ 1.3× with the other core busy",
+    ),
     "dask": (
         "2-worker Dask vs 1 process",
         "1.28–1.73× quiet, 0.85–0.90× under load",

@@ -212,3 +212,19 @@ def test_cli_refuses_inconsistent_parallel_options(capsys):
     assert "a local Dask cluster is 'local:N'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", TASK, "--processes", "2", "--dask", "tcp://localhost:8786"])
+    assert main(["run", TASK, "--pin", "--budget", "2", "--quiet"]) == 2
+    assert "pinning workers to cores needs worker processes" in capsys.readouterr().err
+
+
+def test_pinned_workers_each_have_a_core_and_give_the_same_losses():
+    import os
+
+    task = load_task(TASK)
+    cores = sorted(os.sched_getaffinity(0))
+    vectors = [with_first(task.aleph.identity(), v) for v in (0.0, 0.3, -0.2, 0.1)]
+    expected = dict(SequentialEvaluator(task.aleph, task.loss).evaluate(vectors))
+    with ProcessEvaluator(TASK, processes=2, aleph=task.aleph, pin=True) as evaluator:
+        outcomes = dict(evaluator.evaluate(vectors))
+        pids = [worker.process.pid for worker in evaluator.workers]
+        assert [os.sched_getaffinity(pid) for pid in pids] == [{cores[i % len(cores)]} for i in range(2)]
+    assert {i: o.loss for i, o in outcomes.items()} == {i: o.loss for i, o in expected.items()}

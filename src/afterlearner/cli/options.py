@@ -52,6 +52,12 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --processes/--dask: an evaluation taking longer is failed (its worker killed)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="with --processes: pin each worker to a core of its own (holds up better while other "
+        "programs keep a core busy; not for two pinned runs on one machine)",
+    )
 
 
 def add_run_control_options(parser: argparse.ArgumentParser) -> None:

@@ -74,6 +74,7 @@ def handle(args: argparse.Namespace) -> int:
             dask=args.dask,
             spec=args.task,
             timeout=args.timeout,
+            pin=args.pin,
         )
         say(f"evaluator: {describe(evaluator)}")
         source = (

@@ -79,6 +79,7 @@ def make_evaluator(
     spec: str | None = None,
     factory_kwargs: dict[str, Any] | None = None,
     timeout: float | None = None,
+    pin: bool = False,
 ) -> tuple[Evaluator, int]:
     """The evaluator for a task and the parallel settings, and the λ to ask with.
 
@@ -86,7 +87,8 @@ def make_evaluator(
     address, or ``"local:N"`` for a local one). Both build the task in every worker from ``spec``
     (``"path/to/task.py:factory"``, called with ``factory_kwargs``) and need it. Otherwise the
     candidates are evaluated in this process by :func:`default_evaluator`. ``workers`` (λ) defaults
-    to the parallel slots (1 in this process). ``timeout`` (seconds per evaluation) needs workers.
+    to the parallel slots (1 in this process). ``timeout`` (seconds per evaluation) needs workers;
+    ``pin`` (a core per worker process, see :class:`ProcessEvaluator`) needs ``processes``.
     One function for the command line, ``reproduce`` and the Python API (``retrofit`` calls it).
     """
     from afterlearner.checks import check_positive_int
@@ -96,6 +98,8 @@ def make_evaluator(
         raise ConfigError("choose worker processes or a Dask cluster, not both")
     if workers is not None:
         check_positive_int("workers", workers)
+    if pin and processes is None:
+        raise ConfigError("pinning workers to cores needs worker processes (processes=N, --processes N)")
     if (processes is not None or dask is not None) and spec is None:
         raise ConfigError("evaluation in workers needs the task file: spec='path/to/task.py:factory'")
     if processes is not None:
@@ -107,6 +111,7 @@ def make_evaluator(
             timeout=timeout,
             aleph=aleph,
             kwargs=factory_kwargs,  # type: ignore[arg-type]
+            pin=pin,
         )
         return evaluator, workers or processes
     if dask is not None:

@@ -14,6 +14,7 @@ worker builds the same model, and the retrofit loop tells the optimizer in ask o
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
 import traceback
@@ -97,7 +98,10 @@ class ProcessEvaluator:
     completing, after which the evaluator gives up with a :class:`TaskError` (default 4 per process).
     ``start_method``: ``"forkserver"`` (default: workers fork from a server process that imported
     torch once, so they start and restart fast) or ``"spawn"``. Either way, a script that creates
-    this evaluator must do so under ``if __name__ == "__main__":``.
+    this evaluator must do so under ``if __name__ == "__main__":``. ``pin``: pin worker i to the
+    i-th core this process may use (Linux), so that on a busy machine the scheduler cannot stack two
+    workers on one core while another program has the other (``bench/speed_parallel.py --busy 1``
+    measures it); off by default, since two pinned runs on one machine would share the same cores.
     """
 
     #: Candidates are evaluated on the workers' own models: the caller's model is never touched.
@@ -113,6 +117,7 @@ class ProcessEvaluator:
         start_method: str = "forkserver",
         max_restarts: int | None = None,
         kwargs: dict[str, Any] | None = None,
+        pin: bool = False,
     ) -> None:
         check_positive_int("processes", processes)
         if timeout is not None and not timeout > 0:
@@ -125,17 +130,18 @@ class ProcessEvaluator:
         self.context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":  # workers fork from a server that imported torch once: fast starts
             self.context.set_forkserver_preload(PRELOAD)
+        self.cores = sorted(os.sched_getaffinity(0)) if pin and hasattr(os, "sched_getaffinity") else []
         self.max_restarts = 4 * processes if max_restarts is None else max_restarts
         self.restarts_left = self.max_restarts
         self.restarts = 0
-        self.workers = [self._spawn() for _ in range(processes)]
+        self.workers = [self._spawn(slot) for slot in range(processes)]
 
     def describe(self) -> str:
         """One line: how candidates are evaluated."""
         limit = f", {self.timeout:g} s per evaluation at most" if self.timeout else ""
         return f"{len(self.workers)} worker processes, each built from {self.spec} once{limit}"
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, slot: int) -> _Worker:
         parent, child = self.context.Pipe()
         process = self.context.Process(
             target=worker_main,
@@ -145,6 +151,8 @@ class ProcessEvaluator:
         )
         process.start()
         child.close()
+        if self.cores:
+            os.sched_setaffinity(process.pid, {self.cores[slot % len(self.cores)]})  # type: ignore[arg-type]
         return _Worker(process, parent)
 
     def _replace(self, worker: _Worker) -> None:
@@ -156,7 +164,8 @@ class ProcessEvaluator:
             )
         self.restarts_left -= 1
         self.restarts += 1
-        self.workers[self.workers.index(worker)] = self._spawn()
+        slot = self.workers.index(worker)
+        self.workers[slot] = self._spawn(slot)
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> tuple[int, Outcome] | None:
         kind = message[0]
