@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,6 +365,7 @@ def convergence_figure(
     *,
     held_out: dict[str, tuple[float | None, float | None]] | None = None,
     infeasible: dict[str, Sequence[int]] | None = None,
+    returned: dict[str, tuple[int, float]] | None = None,
 ) -> Any:
     """The figure of :func:`plot_convergence` (returned for callers that add to it, and for tests)."""
     plt = pyplot()
@@ -422,6 +424,18 @@ def convergence_figure(
                 label=f"{label}: {int(above.sum())} above the range",
             )
         axes.plot(xs, curves[label], color=colour, label=f"{label} (best so far)")
+        position, loss = (returned or {}).get(label, (0, math.nan))
+        if 1 <= position <= len(losses) and loss > curves[label][position - 1]:  # not on the line
+            axes.scatter(
+                [position],
+                [min(loss, top)],
+                s=70,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=1.6,
+                zorder=4,
+                label=f"{label}: returned (final centroid)",
+            )
         _held_out_markers(
             axes, held_out.get(label), len(losses), colour, prefix="" if len(held_out) < 2 else label
         )
@@ -484,17 +498,33 @@ def plot_convergence(
     *,
     held_out: dict[str, tuple[float | None, float | None]] | None = None,
     infeasible: dict[str, Sequence[int]] | None = None,
+    returned: dict[str, tuple[int, float]] | None = None,
 ) -> Path:
     """Loss per evaluation (dots) and best so far (line), one colour per series; writes a PNG.
 
     ``series`` maps a label to its losses in order (None for a failed evaluation: a red ✕ along the
     top). ``infeasible`` maps a label to the positions of its infeasible evaluations (guards: grey
     rings, left out of the best so far). ``held_out`` maps a label to its held-out loss (trained,
-    retrofitted), drawn at its first and last evaluation. The y-axis is logarithmic when the losses
+    retrofitted), drawn at its first and last evaluation. ``returned`` maps a label to the position
+    (1-based) and ℵ-loss of the candidate returned, ringed when it is not on the best-so-far line
+    (``auto``'s final centroid). The y-axis is logarithmic when the losses
     span more than a decade (:func:`loss_scale`) and leaves out far outliers (:func:`loss_limits`),
     marked at its top edge.
     """
-    return save_figure(convergence_figure(series, title, held_out=held_out, infeasible=infeasible), path)
+    figure = convergence_figure(series, title, held_out=held_out, infeasible=infeasible, returned=returned)
+    return save_figure(figure, path)
+
+
+def returned_position(result: RetrofitResult) -> tuple[int, float] | None:
+    """Where the returned candidate is in ``result.losses()`` (1-based) and its ℵ-loss; None if none."""
+    if result.best_loss is None:
+        return None
+    for index in range(len(result.history) - 1, -1, -1):
+        evaluation = result.history[index]
+        same = evaluation.ok and evaluation.loss == result.best_loss
+        if same and np.array_equal(evaluation.vector, result.best):
+            return index + 1, result.best_loss
+    return None
 
 
 def save_figure(figure: Any, path: str | Path) -> Path:
@@ -524,13 +554,19 @@ def store_figure(store: Store, *, title: str | None = None) -> Any:
         if evaluation.status == "infeasible":
             infeasible.setdefault(f"run {evaluation.run_index}", []).append(len(losses))
         losses.append(evaluation.loss)
+    runs = store.runs()
     held_out = {
         f"run {run['run_index']}": (run["test_initial"], run["test_best"])
-        for run in store.runs()
+        for run in runs
         if run["test_initial"] is not None or run["test_best"] is not None
     }
+    returned = {}
+    for run in runs:
+        best = history.best_of_run(run, store.evaluations(run["run_index"]))
+        if best is not None and best.index is not None and best.loss is not None:
+            returned[f"run {run['run_index']}"] = (best.index + 1, best.loss)
     title = title if title is not None else store_title(store, store.settings())
-    return convergence_figure(series, title, held_out=held_out, infeasible=infeasible)
+    return convergence_figure(series, title, held_out=held_out, infeasible=infeasible, returned=returned)
 
 
 def plot_store(store: Store, path: str | Path, *, title: str | None = None) -> Path:

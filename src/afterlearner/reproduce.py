@@ -29,7 +29,7 @@ from afterlearner.experiments.base import Experiment
 from afterlearner.formatting import fmt
 from afterlearner.guards import GuardCheck
 from afterlearner.heldout import Gain, HeldOut, fmt_gain
-from afterlearner.report import plot_convergence
+from afterlearner.report import plot_convergence, returned_position
 from afterlearner.retrofit import RetrofitResult, retrofit
 from afterlearner.task import Task, measured_loss
 
@@ -114,6 +114,7 @@ def run_experiment(
         title=f"{experiment.name}: {experiment.metric}",
         held_out={experiment.name: (result.test_initial, result.test_best)},
         infeasible={experiment.name: result.infeasible_indices()},
+        returned={experiment.name: position} if (position := returned_position(result)) else None,
     )
     artefacts = experiment.after_reproduce(task, result, out) if experiment.after_reproduce else []
     bound = result.bound(delta=DELTA) if experiment.bound_applies else None

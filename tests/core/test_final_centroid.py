@@ -166,3 +166,19 @@ def test_a_store_whose_best_differs_from_the_replayed_one_measures_held_out_agai
     again = al.retrofit(aleph, _quadratic, **settings)
     assert again.already_complete and np.array_equal(again.best, first.best)
     assert held_out_calls and again.test_best == first.test_best != 123.0
+
+
+def test_the_plot_rings_a_returned_centroid_off_the_best_so_far_line() -> None:
+    from afterlearner import report
+
+    losses = [1.0, 0.8, 0.5, 0.9, 0.52]
+
+    def legend(returned) -> list[str]:
+        figure = report.convergence_figure({"auto": losses}, returned=returned)
+        labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        report.pyplot().close(figure)
+        return labels
+
+    assert "auto: returned (final centroid)" in legend({"auto": (5, 0.52)})  # above the line's 0.5
+    assert not any("returned" in label for label in legend({"auto": (3, 0.5)}))  # the best: on the line
+    assert not any("returned" in label for label in legend(None))

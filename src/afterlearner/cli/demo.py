@@ -25,7 +25,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from afterlearner.experiments.digits.task import make_task
     from afterlearner.optimizers import DEFAULT_OPTIMIZER
-    from afterlearner.report import plot_convergence, print_result
+    from afterlearner.report import plot_convergence, print_result, returned_position
     from afterlearner.retrofit import retrofit
 
     started = time.perf_counter()
@@ -52,6 +52,7 @@ def handle(args: argparse.Namespace) -> int:
         args.plot,
         title=f"{task.name}: balanced error on the ℵ-set",
         held_out={result.optimizer: (result.test_initial, result.test_best)},
+        returned={result.optimizer: position} if (position := returned_position(result)) else None,
     )
     print(f"convergence plot written to {path}")
     return 0
