@@ -63,11 +63,11 @@ CREATE TABLE IF NOT EXISTS study (
 CREATE TABLE IF NOT EXISTS runs (
     run_index INTEGER PRIMARY KEY, seed INTEGER NOT NULL, status TEXT NOT NULL,
     started REAL NOT NULL, finished REAL, initial_loss REAL, best_loss REAL, best_vector BLOB,
-    test_initial REAL, test_best REAL
+    test_initial REAL, test_best REAL, wall_time REAL, held_out TEXT, guards TEXT
 );
 CREATE TABLE IF NOT EXISTS evaluations (
     run_index INTEGER NOT NULL, idx INTEGER NOT NULL, vector BLOB NOT NULL, loss REAL,
-    status TEXT NOT NULL, error TEXT, wall_time REAL NOT NULL, finished REAL NOT NULL,
+    status TEXT NOT NULL, error TEXT, wall_time REAL NOT NULL, finished REAL NOT NULL, guards TEXT,
     PRIMARY KEY (run_index, idx)
 );
 CREATE TABLE IF NOT EXISTS answers (
@@ -90,7 +90,8 @@ INSERT_EVALUATION = (
 )
 
 #: Columns added to a table after version 1 was first written: (table, column, declaration).
-#: A writable open adds the missing ones; readers treat a missing one as NULL.
+#: A writable open adds the missing ones to an older store (a new one has them in SCHEMA); readers
+#: treat a missing one as NULL.
 ADDED_COLUMNS = (
     ("runs", "wall_time", "REAL"),
     ("runs", "held_out", "TEXT"),
@@ -243,7 +244,7 @@ class Store:
                 self.connection.executescript(SCHEMA)
                 self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self.connection.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (VERSION,))
-                for table, column, declaration in ADDED_COLUMNS:
+                for table, column, declaration in ADDED_COLUMNS if exists else ():  # new: in SCHEMA
                     columns = {row[1] for row in self.connection.execute(f"PRAGMA table_info({table})")}
                     if column not in columns:
                         self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

@@ -209,3 +209,47 @@ def test_fast_evaluations_are_committed_in_groups(tmp_path, monkeypatch) -> None
     with al.Store.open(path, readonly=True) as reader:
         assert len(reader.evaluations()) == 9
     writer.close()
+
+
+def test_a_store_of_the_first_layout_gets_the_added_columns_and_resumes(tmp_path) -> None:
+    """A store written before ``ADDED_COLUMNS`` existed (its tables without them) opens, gains the
+    columns, and a run in it resumes; a new store has the same columns from the start."""
+    path = tmp_path / "first.sqlite"
+    fresh = store_module.Store.open(tmp_path / "fresh.sqlite")
+    fresh_columns = {
+        table: [row[1] for row in fresh.connection.execute(f"PRAGMA table_info({table})")]
+        for table in ("runs", "evaluations")
+    }
+    fresh.close()
+    first = store_module.SCHEMA
+    for table, column, declaration in store_module.ADDED_COLUMNS:
+        first = first.replace(f", {column} {declaration}", "", 1) if table == "runs" else first
+    first = first.replace(" finished REAL NOT NULL, guards TEXT,", " finished REAL NOT NULL,")
+    with sqlite3.connect(path) as connection:
+        connection.executescript(first)
+        connection.execute("INSERT INTO meta VALUES ('format', ?)", (store_module.FORMAT,))
+        connection.execute("INSERT INTO meta VALUES ('version', ?)", (store_module.VERSION,))
+        assert "guards" not in {row[1] for row in connection.execute("PRAGMA table_info(evaluations)")}
+        assert "wall_time" not in {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    connection.close()
+    opened = store_module.Store.open(path)
+    columns = {
+        table: [row[1] for row in opened.connection.execute(f"PRAGMA table_info({table})")]
+        for table in ("runs", "evaluations")
+    }
+    opened.close()
+    assert columns == fresh_columns
+    aleph = al.Aleph(torch_layer()).add("bias")
+    result = al.retrofit(aleph, _bias_loss, budget=6, seed=0, store=path, progress=False)
+    assert result.evaluations == 6
+
+
+def torch_layer():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 2)
+
+
+def _bias_loss(model) -> float:
+    return float(model.bias.detach().square().sum())
