@@ -10,8 +10,8 @@ before and after; the ratios are only as good as the cores that were free.
 
 ``--busy 1`` keeps one core busy with a spinning process of its own during the timed runs: the issue's
 "other core busy" case, reproducible rather than left to whoever else shares the machine. With one of
-2 cores taken, one process has a core of its own and two share about 4/3 of a core each, so 1.33× is
-the most two processes can gain there.
+2 cores taken, one worker has a core of its own and the other half of one (1.5 cores against the
+single process's 1), and with batches of λ = 4 told together, 1.33× is the most two workers can gain.
 
     .venv/bin/python bench/speed_parallel.py [--budget 48] [--repeats 3] [--factory task|heavy] [--busy 1]
 """
