@@ -42,6 +42,9 @@ class RunOutcome:
 class RetrofitResult:
     """What a retrofit found. ``best`` is in searched units (offsets, factors, hyperparameter values).
 
+    ``best`` and ``best_loss`` are the returned candidate's: the lowest ℵ-loss evaluated (ties to the
+    latest), except that an ``"auto"`` run returns its final centroid unless the best beats it by
+    more than 10% (``afterlearner.optimizers.AUTO_CENTROID_MARGIN``); ``history`` has every loss.
     ``status`` is ``"finished"``, ``"interrupted"`` (Ctrl-C) or ``"stopped: <reason>"`` (time limit,
     target reached, a callback); ``already_complete`` says the store held the whole run before this
     call, so nothing was evaluated again and the figures are the original run's.

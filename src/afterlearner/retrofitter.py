@@ -469,12 +469,14 @@ class Retrofitter:
 
     @property
     def best(self) -> Evaluation | None:
-        """The best evaluation so far over every run (lowest loss; ties: the earliest run)."""
+        """The candidate returned so far over every run (each run's :meth:`_Run.best`, the lowest of
+        those; ties: the earliest run)."""
         bests = [best for run in self._runs if (best := run.best()) is not None]
         return min(bests, key=lambda e: e.loss) if bests else None  # type: ignore[arg-type,return-value]
 
     @property
     def best_loss(self) -> float | None:
+        """The lowest ℵ-loss evaluated so far over every run (what the progress bar shows)."""
         losses = [run.best_loss for run in self._runs if run.best_loss is not None]
         return min(losses) if losses else None
 
