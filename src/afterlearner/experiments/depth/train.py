@@ -15,6 +15,7 @@ import torch
 
 from afterlearner.experiments.depth.model import WEIGHTS, DepthNet
 from afterlearner.experiments.depth.render import Camera, render_dataset
+from afterlearner.experiments.training import fit
 
 #: The camera of the training scenes.
 TRAIN_CAMERA = Camera(focal=28.0, pitch=0.3)
@@ -25,23 +26,16 @@ def train(scenes: int = 2000, epochs: int = 8, seed: int = 0, width: int = 16) -
     torch.manual_seed(seed)
     images, depths = render_dataset(scenes, TRAIN_SEED, TRAIN_CAMERA)
     x, target = torch.from_numpy(images), torch.from_numpy(np.log(depths))
-    model = DepthNet(width)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x))
-        total = 0.0
-        for start in range(0, len(x), 32):
-            batch = order[start : start + 32]
-            loss = (model(x[batch]) - target[batch]).abs().mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
-        schedule.step()
-        print(f"epoch {epoch + 1}/{epochs}: L1 log-depth {total / len(x):.4f}", flush=True)
-    return model.eval()
+    return fit(  # type: ignore[return-value]
+        DepthNet(width),
+        x,
+        target,
+        lambda predicted, true: (predicted - true).abs().mean(),
+        epochs=epochs,
+        lr=2e-3,
+        batch_size=32,
+        report=lambda epoch, mean: f"epoch {epoch}/{epochs}: L1 log-depth {mean:.4f}",
+    )
 
 
 def main() -> None:

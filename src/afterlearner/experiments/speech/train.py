@@ -21,6 +21,7 @@ from afterlearner.experiments.speech.noise import Coloured, add_noise
 from afterlearner.experiments.speech.sentences import split
 from afterlearner.experiments.speech.synth import synthesize
 from afterlearner.experiments.speech.task import VOICE
+from afterlearner.experiments.training import fit
 
 #: Noise colours and the SNR range of the training mixtures.
 ALPHAS = (0.0, 1.0, 2.0)
@@ -51,22 +52,16 @@ def train(sentences: int = 800, epochs: int = 12, seed: int = 0, hidden: int = 1
     model = Enhancer(hidden)
     model.mean.copy_(x.mean(dim=0))
     model.std.copy_(x.std(dim=0).clamp_min(1e-3))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x))
-        total = 0.0
-        for start in range(0, len(x), 256):
-            batch = order[start : start + 256]
-            loss = (model(x[batch]) - target[batch]).square().mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
-        schedule.step()
-        print(f"epoch {epoch + 1}/{epochs}: mask MSE {total / len(x):.5f} ({len(x)} frames)", flush=True)
-    return model.eval()
+    return fit(  # type: ignore[return-value]
+        model,
+        x,
+        target,
+        lambda predicted, true: (predicted - true).square().mean(),
+        epochs=epochs,
+        lr=1e-3,
+        batch_size=256,
+        report=lambda epoch, mean: f"epoch {epoch}/{epochs}: mask MSE {mean:.5f} ({len(x)} frames)",
+    )
 
 
 def main() -> None:
