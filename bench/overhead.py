@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nevergrad as ng
@@ -75,15 +76,21 @@ def afterlearner_loop(
 
 
 def with_bar(size: int, budget: int, optimizer: str, seed: int, store: Path) -> tuple[float, float]:
-    """afterlearner with the store and the progress bar, drawn on a terminal: a pseudo-terminal, so
-    that rich animates it as on a screen (a pipe or a StringIO would get one line at the end), its
-    output read and dropped by a thread."""
+    """afterlearner with the store and the progress bar, drawn on a terminal (:func:`on_a_terminal`)."""
+    with on_a_terminal():
+        return afterlearner_loop(size, budget, optimizer, seed, store, progress=True)
+
+
+@contextlib.contextmanager
+def on_a_terminal() -> Iterator[None]:
+    """Standard output on a pseudo-terminal, so that rich animates the bar as on a screen (a pipe or a
+    StringIO would get one line at the end); what is drawn is read and dropped by a thread."""
     leader, follower = pty.openpty()
     drain = threading.Thread(target=_drain, args=(leader,), daemon=True)
     drain.start()
     try:
         with open(follower, "w", closefd=False) as terminal, contextlib.redirect_stdout(terminal):
-            return afterlearner_loop(size, budget, optimizer, seed, store, progress=True)
+            yield
     finally:
         os.close(follower)  # the reader sees the end, and closes its side
         drain.join()
@@ -113,20 +120,13 @@ def bar_share(steps: int, repeats: int, work_us: float = 120.0) -> tuple[float, 
     count = max(1, int(count * work_us * 1e-6 / max(time.process_time() - started, 1e-9)))
 
     def timed(enabled: bool) -> float:
-        leader, follower = pty.openpty()
-        drain = threading.Thread(target=_drain, args=(leader,), daemon=True)
-        drain.start()
-        try:
-            with open(follower, "w", closefd=False) as terminal, contextlib.redirect_stdout(terminal):
-                start = time.process_time()
-                with RunProgress(steps, "retrofit", enabled=enabled) as bar:
-                    for step in range(steps):
-                        _work(count)
-                        bar.update(step + 1, lambda: 0.5)
-                return time.process_time() - start
-        finally:
-            os.close(follower)
-            drain.join()
+        with on_a_terminal():
+            start = time.process_time()
+            with RunProgress(steps, "retrofit", enabled=enabled) as bar:
+                for step in range(steps):
+                    _work(count)
+                    bar.update(step + 1, lambda: 0.5)
+            return time.process_time() - start
 
     shares, extra = [], []
     for repeat in range(repeats):

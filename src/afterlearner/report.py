@@ -549,7 +549,9 @@ def store_figure(store: Store, *, title: str | None = None) -> Any:
     """The convergence figure of every run in a store, with the held-out losses the store recorded."""
     series: dict[str, list[float | None]] = {}
     infeasible: dict[str, list[int]] = {}
+    by_run: dict[int, list[Evaluation]] = {}
     for evaluation in store.evaluations():
+        by_run.setdefault(evaluation.run_index, []).append(evaluation)
         losses = series.setdefault(f"run {evaluation.run_index}", [])
         if evaluation.status == "infeasible":
             infeasible.setdefault(f"run {evaluation.run_index}", []).append(len(losses))
@@ -562,7 +564,7 @@ def store_figure(store: Store, *, title: str | None = None) -> Any:
     }
     returned = {}
     for run in runs:
-        best = history.best_of_run(run, store.evaluations(run["run_index"]))
+        best = history.best_of_run(run, by_run.get(run["run_index"], []))
         if best is not None and best.index is not None and best.loss is not None:
             returned[f"run {run['run_index']}"] = (best.index + 1, best.loss)
     title = title if title is not None else store_title(store, store.settings())
