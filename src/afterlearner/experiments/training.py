@@ -7,7 +7,10 @@ committed weights are what those scripts write, bit for bit, on one CPU thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -43,3 +46,10 @@ def fit(
         schedule.step()
         print(report(epoch + 1, total / len(inputs)), flush=True)
     return model.eval()
+
+
+def save(model: torch.nn.Module, shape: dict[str, Any], path: Path, started: float) -> None:
+    """Write the weights as the experiments load them (``shape``: the constructor's arguments, then
+    ``state_dict``) and say where, how large, and how long since ``started`` (``time.perf_counter``)."""
+    torch.save({**shape, "state_dict": model.state_dict()}, path)
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s")

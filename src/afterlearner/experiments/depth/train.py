@@ -15,7 +15,7 @@ import torch
 
 from afterlearner.experiments.depth.model import WEIGHTS, DepthNet
 from afterlearner.experiments.depth.render import Camera, render_dataset
-from afterlearner.experiments.training import fit
+from afterlearner.experiments.training import fit, save
 
 #: The camera of the training scenes.
 TRAIN_CAMERA = Camera(focal=28.0, pitch=0.3)
@@ -47,10 +47,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     model = train(args.scenes, args.epochs)
-    torch.save({"width": model.width, "state_dict": model.state_dict()}, args.out)
-    print(
-        f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s"
-    )
+    save(model, {"width": model.width}, args.out, started)
 
 
 if __name__ == "__main__":

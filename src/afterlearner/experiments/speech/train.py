@@ -21,7 +21,7 @@ from afterlearner.experiments.speech.noise import Coloured, add_noise
 from afterlearner.experiments.speech.sentences import split
 from afterlearner.experiments.speech.synth import synthesize
 from afterlearner.experiments.speech.task import VOICE
-from afterlearner.experiments.training import fit
+from afterlearner.experiments.training import fit, save
 
 #: Noise colours and the SNR range of the training mixtures.
 ALPHAS = (0.0, 1.0, 2.0)
@@ -73,10 +73,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     model = train(args.sentences, args.epochs)
-    torch.save({"hidden": model.hidden, "state_dict": model.state_dict()}, args.out)
-    print(
-        f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s"
-    )
+    save(model, {"hidden": model.hidden}, args.out, started)
 
 
 if __name__ == "__main__":
