@@ -124,6 +124,45 @@ def test_ranks_by_hand():
     assert suite.verdict(-0.5, 0.2) == "lower (holds)" and suite.verdict(-0.5, 0.6) == "not significant"
 
 
+def test_the_classifier_target_is_judged_on_the_check_when_there_is_one():
+    """Seeds 0-1: the default is above the hand loop on the classifier task (target not met); the
+    check adds seeds 2-5 where it is below, and the target is judged on all six, seed by seed."""
+    common = {"trained_held_out": 0.5, "trained_aleph": 0.5, "kind": "test", "dimension": 3, "build_s": 0}
+    facts = {"clf": {**common, "classifier": True}, "reg": {**common, "classifier": False}}
+
+    def record(task, method, seed, held_out):
+        return suite.Record(task, method, 50, seed, held_out, 0.0, 1.0)
+
+    suite_records = [record("clf", "auto", s, 0.30) for s in (0, 1)]
+    suite_records += [record("clf", suite.HAND_CMA, s, 0.20) for s in (0, 1)]
+    suite_records += [record("reg", m, s, 1.0) for m in ("auto", suite.HAND_CMA) for s in (0, 1)]
+    suite_records += [record("clf", "OnePlusOne", s, 0.0) for s in (0, 1)]  # not in the check
+    summary = suite.summarize(suite_records)
+    lines = suite.target_lines(summary, facts, "auto")
+    assert "**not met** on 1 of 1: clf (0.3000 against 0.2000; difference 0.1000" in lines[-1]
+    assert suite.above_on_suite(summary, facts, "auto") == ["clf (0.1000 ± 0.0000)"]  # +0.1 on both seeds
+
+    check_records = [record("clf", "auto", s, 0.10) for s in (2, 3, 4, 5)]
+    check_records += [record("clf", suite.HAND_CMA, s, 0.20 + 0.01 * s) for s in (2, 3, 4, 5)]
+    check_records += [record("clf", "auto", 0, 0.99)]  # a cell the suite has: the suite's record stands
+    check = suite.classifier_check_summary(suite_records, check_records, facts, "auto")
+    assert check.methods == ["auto", suite.HAND_CMA] and check.tasks == ["clf"]
+    assert check.seeds == [0, 1, 2, 3, 4, 5]
+    # per seed: +0.1, +0.1, then 0.1 − (0.22 … 0.25): mean over six seeds
+    expected = np.mean([0.1, 0.1, -0.12, -0.13, -0.14, -0.15])
+    mean, _ = suite.paired_difference(check, "auto", suite.HAND_CMA, "clf", [50], lambda r: r.held_out)
+    assert mean == pytest.approx(expected)
+    lines = suite.target_lines(summary, facts, "auto", check)
+    heading = "* Classifier tasks against the hand CMA loop (6 seeds, the classifier check): **met**"
+    assert lines[-1].startswith(heading)
+    assert "within the interval of no difference on 1: clf" in lines[-1]  # six noisy seeds: no verdict
+    text = suite.render(
+        suite_records, facts, [], "auto", {"load_before": 1, "load_after": 1, "cpus": 2}, check_records
+    )
+    assert "### The classifier check: auto against the hand CMA loop over 6 seeds" in text
+    assert "above the hand loop's on clf (0.1000 ± 0.0000)" in text
+
+
 def test_tables_have_their_structure(ran):
     records, facts, skips, _, _ = ran
     summary = suite.summarize(records)
