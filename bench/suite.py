@@ -223,6 +223,9 @@ class EngineRunner(Runner):
 
     def run(self, built: Built, seed: int, budgets: Sequence[int]) -> list[Record]:
         name, largest = built.spec.name, max(budgets)
+        if any(registry.get(self.optimizer).centroid_size(b) for b in budgets):
+            # its last evaluation is a final centroid, which depends on the budget: never a prefix
+            self.per_budget[name] = True
         if self.per_budget.get(name):
             records = []
             for budget in budgets:

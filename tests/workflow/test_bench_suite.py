@@ -84,6 +84,21 @@ def test_one_run_gives_every_budget(ran):
     assert [(r.budget, r.aleph, r.held_out) for r in once] == [(r.budget, r.aleph, r.held_out) for r in each]
 
 
+def test_auto_runs_at_every_budget_even_without_the_prefix_check():
+    """auto's last evaluation is a final centroid that depends on the budget, so no smaller budget is a
+    prefix of its longest run: the runner runs it at every budget (also in --quick, which skips the
+    check), and each record is what al.retrofit at that budget returns."""
+    built = suite.build(TINY[0])
+    records = suite.EngineRunner("auto", check_prefix=False).run(built, 4, (10, 14))  # centroids at both
+    for record in records:
+        task = built.task
+        result = al.retrofit(
+            task.aleph, task.loss, budget=record.budget, optimizer="auto", seed=4, test_loss=task.test_loss
+        )
+        result.restore()
+        assert (record.aleph, record.held_out) == (result.best_loss, result.test_best)
+
+
 def test_the_journal_resumes_without_running_again(ran):
     records, facts, _, journal, runners = ran
 
