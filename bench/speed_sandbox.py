@@ -8,6 +8,10 @@ alternates each repeat) so that load on a shared machine hits both alike; the me
 with the load average, and the outcomes of both versions must be equal.
 
     PYTHONPATH=src python bench/speed_sandbox.py --baseline 613a10a --programs 100 16 --repeats 9
+
+``--experiment N`` also times what the sandbox serves: N evaluations of the code-translation experiment
+(CA on its 100-program ℵ-set: translate with the committed model, then run the translations), each
+version in turn on the same candidate, interleaved; their losses must be equal.
 """
 
 from __future__ import annotations
@@ -78,11 +82,65 @@ def cpu_per_program(module: types.ModuleType, codes: list[str], inputs: list, re
     return (cpu() - started) / (repeats * len(codes)) * 1000
 
 
+def experiment_evaluations(modules: dict[str, types.ModuleType], evaluations: int) -> None:
+    """Seconds per evaluation of the code-translation experiment with each version's ``run_functions``."""
+    import numpy as np
+    import torch
+
+    from afterlearner.experiments.code_translation import task as translation
+
+    torch.set_num_threads(1)
+    task = translation.make_task(metric="ca")
+    trained, generator = task.aleph.identity(), np.random.default_rng(0)
+    walls: dict[str, list[float]] = {name: [] for name in modules}
+    inside: dict[str, list[float]] = {name: [] for name in modules}
+    original, loads = translation.run_functions, [os.getloadavg()[0]]
+    try:
+        for evaluation in range(evaluations + 1):  # the first round warms up and is not counted
+            candidate = trained + generator.normal(scale=0.01, size=trained.shape)
+            losses = []
+            for name in list(modules) if evaluation % 2 == 0 else list(reversed(modules)):
+                spent: list[float] = []
+
+                def timed(*args, run=modules[name].run_functions, spent=spent, **kwargs):
+                    started = time.perf_counter()
+                    outcomes = run(*args, **kwargs)
+                    spent.append(time.perf_counter() - started)
+                    return outcomes
+
+                translation.run_functions = timed
+                with task.aleph.applied(candidate) as model:
+                    started = time.perf_counter()
+                    losses.append(task.loss(model))
+                    wall = time.perf_counter() - started
+                if evaluation:
+                    walls[name].append(wall)
+                    inside[name].append(sum(spent))
+            assert len(set(losses)) == 1, f"the versions disagree on the loss: {losses}"
+            loads.append(os.getloadavg()[0])
+    finally:
+        translation.run_functions = original
+    print(
+        f"\ncode-translation experiment, CA on its 100-program ℵ-set: {evaluations} interleaved "
+        f"evaluations per version (equal losses), load average {min(loads):.2f}–{max(loads):.2f}"
+    )
+    for name in modules:
+        print(
+            f"  {name:>24}: median {statistics.median(walls[name]):.3f} s per evaluation, of which "
+            f"running the programs {statistics.median(inside[name]):.3f} s"
+        )
+    before, after = (statistics.median(values) for values in walls.values())
+    print(f"  evaluations per second, after / before: {before / after:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="613a10a", help="git revision of the earlier sandbox")
     parser.add_argument("--programs", type=int, nargs="+", default=[100, 16], help="batch sizes")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--experiment", type=int, default=0, metavar="N", help="also time N evaluations of the experiment"
+    )
     args = parser.parse_args()
     modules = {f"before ({args.baseline})": baseline_module(args.baseline), "after (this tree)": sandbox}
     versions = {name: module.run_functions for name, module in modules.items()}
@@ -116,6 +174,8 @@ def main() -> None:
             )
         before, after = (statistics.median(values) for values in rates.values())
         print(f"  after / before: {after / before:.2f}")
+    if args.experiment:
+        experiment_evaluations(modules, args.experiment)
 
 
 if __name__ == "__main__":
