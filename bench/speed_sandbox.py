@@ -9,6 +9,11 @@ with the load average, and the outcomes of both versions must be equal.
 
     PYTHONPATH=src python bench/speed_sandbox.py --baseline 613a10a --programs 100 16 --repeats 9
 
+``--floor`` measures what any design with a process per program costs here, with no sandbox at all:
+a warmed ``python3 -I -S`` forks a child per program that only compiles it, calls it on its inputs
+and writes its outputs to a pipe (no limits, no namespaces), or a child that does nothing; CPU of
+parent and children per program, and the programs/s that 2 busy cores could reach at that cost.
+
 ``--experiment N`` also times what the sandbox serves: N evaluations of the code-translation experiment
 (CA on its 100-program ℵ-set: translate with the committed model, then run the translations), each
 version in turn on the same candidate, interleaved; their losses must be equal.
@@ -17,6 +22,7 @@ version in turn on the same candidate, interleaved; their losses must be equal.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -82,6 +88,79 @@ def cpu_per_program(module: types.ModuleType, codes: list[str], inputs: list, re
     return (cpu() - started) / (repeats * len(codes)) * 1000
 
 
+# Run by the interpreter the sandbox uses (``-I -S``), outside any sandbox: the batch arrives as JSON on
+# stdin; it forks one child per program (``empty``: a child that exits at once), and prints the CPU
+# milliseconds per program of itself and its children.
+FLOOR = r"""
+import gc, json, os, resource, sys
+codes, inputs, empty, repeats = json.loads(sys.stdin.read())
+
+def child(code, values, write_end):
+    try:
+        namespace = {"__name__": "untrusted"}
+        exec(compile(code, "<untrusted>", "exec"), namespace)
+        outputs = [repr(namespace["f"](*args))[:200] for args in values]
+        entry = {"ok": True, "outputs": outputs, "error": ""}
+    except BaseException as error:
+        entry = {"ok": False, "outputs": None, "error": type(error).__name__}
+    os.write(write_end, (json.dumps(entry) + "\n").encode())
+
+namespace = {"__name__": "untrusted"}
+exec(compile(codes[1], "<warm-up>", "exec"), namespace)
+json.dumps({"ok": True, "outputs": [repr(namespace["f"](*inputs[1][0]))], "error": ""})
+del namespace
+gc.collect()
+gc.freeze()
+def cpu():
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+start = cpu()
+for _ in range(repeats):
+    for code, values in zip(codes, inputs):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            if not empty:
+                child(code, values, write_end)
+            os._exit(0)
+        os.close(write_end)
+        while os.read(read_end, 65536):
+            pass
+        os.close(read_end)
+        os.waitpid(pid, 0)
+print((cpu() - start) / (repeats * len(codes)) * 1000)
+"""
+
+
+def process_floor(codes: list[str], inputs: list, empty: bool, repeats: int) -> float:
+    """CPU ms per program of forking a warmed interpreter per program (see FLOOR), outside any sandbox."""
+    answer = subprocess.run(
+        [sandbox.interpreter(), "-I", "-S", "-c", FLOOR],
+        input=json.dumps([codes, inputs, empty, repeats]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(answer.stdout)
+
+
+def floor_report(codes: list[str], inputs: list, before: float, repeats: int) -> None:
+    """The process-per-program floor here, against the 2x target (half the earlier programs/s)."""
+    cores = len(os.sched_getaffinity(0))
+    empty = statistics.median(process_floor(codes, inputs, True, 3) for _ in range(repeats))
+    running = statistics.median(process_floor(codes, inputs, False, 3) for _ in range(repeats))
+    ceiling = cores / running * 1000
+    print(
+        f"\na process per program, no sandbox at all ({repeats} runs, medians, load "
+        f"{os.getloadavg()[0]:.2f}): fork and exit {empty:.2f} ms of CPU per program; fork, compile, "
+        f"call and write back {running:.2f} ms"
+    )
+    print(
+        f"  at that cost {cores} busy cores run at most {ceiling:.0f} programs/s: {ceiling / before:.2f} of "
+        f"the earlier version's {before:.0f} (the target is 0.5)"
+    )
+
+
 def experiment_evaluations(modules: dict[str, types.ModuleType], evaluations: int) -> None:
     """Seconds per evaluation of the code-translation experiment with each version's ``run_functions``."""
     import numpy as np
@@ -141,6 +220,7 @@ def main() -> None:
     parser.add_argument(
         "--experiment", type=int, default=0, metavar="N", help="also time N evaluations of the experiment"
     )
+    parser.add_argument("--floor", action="store_true", help="also measure a process per program, no sandbox")
     args = parser.parse_args()
     modules = {f"before ({args.baseline})": baseline_module(args.baseline), "after (this tree)": sandbox}
     versions = {name: module.run_functions for name, module in modules.items()}
@@ -174,6 +254,8 @@ def main() -> None:
             )
         before, after = (statistics.median(values) for values in rates.values())
         print(f"  after / before: {after / before:.2f}")
+        if args.floor and count == max(args.programs):
+            floor_report(codes, inputs, before, args.repeats)
     if args.experiment:
         experiment_evaluations(modules, args.experiment)
 
