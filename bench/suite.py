@@ -888,11 +888,15 @@ def versus_table(summary: Summary, facts: dict[str, dict[str, Any]], default: st
     return header, rows
 
 
+def held_out(record: Record) -> float:
+    return record.held_out
+
+
 def above_on_suite(summary: Summary, facts: dict[str, dict[str, Any]], default: str) -> list[str]:
     """Classifier tasks where the default's mean held-out loss is above the hand loop's on ``summary``."""
     out = []
     for task in (t for t in summary.tasks if facts[t]["classifier"]):
-        diff = paired_difference(summary, default, HAND_CMA, task, summary.budgets, lambda r: r.held_out)
+        diff = paired_difference(summary, default, HAND_CMA, task, summary.budgets, held_out)
         if diff[0] > 0:
             out.append(f"{task} ({_pm(*diff)})")
     return out
@@ -969,10 +973,6 @@ def rank_grid(
     return header, rows
 
 
-def held_out(record: Record) -> float:
-    return record.held_out
-
-
 def target_lines(
     summary: Summary, facts: dict[str, dict[str, Any]], default: str, check: Summary | None = None
 ) -> list[str]:
@@ -1023,7 +1023,7 @@ def target_lines(
     for task in classifiers:
         a = np.mean([r.held_out for b in summary.budgets for r in summary.by.get((task, default, b), [])])
         h = np.mean([r.held_out for b in summary.budgets for r in summary.by.get((task, HAND_CMA, b), [])])
-        diff = paired_difference(summary, default, HAND_CMA, task, summary.budgets, lambda r: r.held_out)
+        diff = paired_difference(summary, default, HAND_CMA, task, summary.budgets, held_out)
         if a > h:
             worse.append(f"{task} ({a:.4f} against {h:.4f}; difference {_pm(*diff)}, {verdict(*diff)})")
         elif verdict(*diff) != "lower (holds)":
