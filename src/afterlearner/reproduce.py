@@ -223,13 +223,38 @@ def record(row: dict[str, Any], out: str | Path = "docs") -> list[dict[str, Any]
     out = Path(out)
     with _locked(out):
         rows = [old for old in load_rows(out) if old["name"] != row["name"]] + [row]
-        rows.sort(key=lambda r: r["name"])
-        path = out / RESULTS_JSON
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-        temporary.replace(path)
-        (out / RESULTS_MD).write_text(render_markdown(rows))
+        _write_rows(rows, out)
     return rows
+
+
+def forget(name: str, out: str | Path = "docs") -> list[dict[str, Any]]:
+    """Remove the row of ``name`` (an experiment renamed or removed, or a row to redo from nothing)
+    from ``OUT/results.json``, with its convergence plot, and rewrite ``OUT/results.md``.
+
+    The experiment's own artefacts (other files its row lists) are left: other rows may share them.
+    """
+    out = Path(out)
+    with _locked(out):
+        rows = load_rows(out)
+        kept = [row for row in rows if row["name"] != name]
+        if len(kept) == len(rows):
+            listed = ", ".join(row["name"] for row in rows) or "none"
+            raise ConfigError(f"{out / RESULTS_JSON} has no row named {name!r} (rows: {listed})")
+        plot = next(row for row in rows if row["name"] == name).get("plot")
+        _write_rows(kept, out)
+        if plot and not any(row.get("plot") == plot for row in kept):
+            (out / plot).unlink(missing_ok=True)
+    return kept
+
+
+def _write_rows(rows: list[dict[str, Any]], out: Path) -> None:
+    """``results.json`` (replaced whole, never half-written) and ``results.md`` from ``rows``."""
+    rows.sort(key=lambda r: r["name"])
+    path = out / RESULTS_JSON
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    temporary.replace(path)
+    (out / RESULTS_MD).write_text(render_markdown(rows))
 
 
 def _parallel(row: dict[str, Any]) -> str:

@@ -186,6 +186,24 @@ def test_unknown_experiment_is_a_clear_error(toy_experiments, capsys):
     assert "unknown experiment 'nope'" in capsys.readouterr().err
 
 
+def test_a_removed_experiment_s_row_can_be_forgotten(toy_experiments, monkeypatch, capsys):
+    """An experiment renamed or removed keeps its row until --forget takes it out, with its plot."""
+    out = toy_experiments
+    assert main(["reproduce", "all", "--quiet", "--out", str(out), "--budget", "4"]) == 0
+    capsys.readouterr()
+    known = experiments.registry()
+    monkeypatch.setattr(experiments, "registry", lambda: {"shifted": known["shifted"]})  # "unshifted" is gone
+    assert main(["reproduce", "unshifted", "--out", str(out)]) == 2  # it cannot be run any more
+    assert main(["reproduce", "unshifted", "--forget", "--out", str(out)]) == 0
+    assert [row["name"] for row in load_rows(out)] == ["shifted"]
+    markdown = (out / "results.md").read_text()
+    assert "unshifted" not in markdown and "| shifted | error rate |" in markdown
+    assert not (out / "results" / "unshifted.png").exists() and (out / "results" / "shifted.png").exists()
+    assert main(["reproduce", "unshifted", "--forget", "--out", str(out)]) == 2
+    assert "has no row named 'unshifted' (rows: shifted)" in capsys.readouterr().err
+    assert main(["reproduce", "all", "--forget", "--out", str(out)]) == 2
+
+
 def test_corrupt_results_file_is_reported(toy_experiments, capsys):
     toy_experiments.mkdir()
     (toy_experiments / "results.json").write_text("{not json")

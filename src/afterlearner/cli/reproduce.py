@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", default="docs", help="folder of results.json, results.md and results/ (default docs)"
     )
+    parser.add_argument(
+        "--forget",
+        action="store_true",
+        help="remove NAME's row (and its plot) from the results instead of running it: for an "
+        "experiment renamed or removed",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -36,6 +42,14 @@ def handle(args: argparse.Namespace) -> int:
     from afterlearner.reproduce import record, run_experiment
 
     console = Console()
+    if args.forget:
+        from afterlearner.reproduce import forget
+
+        if args.name in ("all", "list"):
+            raise ConfigError("--forget takes the name of one row of the results table")
+        rows = forget(args.name, args.out)
+        console.print(f"{args.name}: row removed; {len(rows)} left in {args.out}/results.md")
+        return 0
     known = experiments.registry()
     if args.name == "list":
         for name in sorted(known):
