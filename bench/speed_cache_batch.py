@@ -4,7 +4,10 @@ Same candidates, same losses (checked), timed side by side in one run:
   * uncached sequential: every candidate runs the whole network (what a hand-written loss does);
   * cached sequential:  the convolutional features are computed once, each candidate runs the head;
   * cached + batched:   the λ candidates of a population run the head in one vmap-ed pass;
-  * batched, uncached:  vmap alone (the frozen features are computed once per population).
+  * batched, uncached:  vmap alone (the frozen features are computed once per population);
+  * with a guard (macro-F1 on the same images): the guarded loss called whole, two full passes per
+    candidate (what guards cost before), against what ``default_evaluator`` makes of it (one cached
+    pass scored twice).
 Torch uses one thread, so the machine's other load disturbs the ratios less; the fast timings are
 repeated, interleaved, and the best of each kept (the uncached one is timed on one population and
 scaled, it takes seconds per population).
@@ -22,9 +25,11 @@ import numpy as np
 import torch
 from speed_conv import build
 
-from afterlearner.evaluators import SequentialEvaluator
+from afterlearner.evaluators import SequentialEvaluator, default_evaluator
 from afterlearner.evaluators.batched import BatchedEvaluator
 from afterlearner.evaluators.cache import CachedEvaluator, PrefixCache
+from afterlearner.guards import GuardedLoss, as_guards
+from afterlearner.losses import DatasetLoss, f1_loss
 
 
 def timed(evaluator, populations):
@@ -94,7 +99,41 @@ def main() -> None:
     print(f"both:     cached+batched vs uncached sequential      {uncached_time / batched_time:7.1f}x")
     print(f"vmap alone: batched uncached vs uncached sequential  {uncached_time / vmap_only_time:7.1f}x")
     print(f"mode='auto' measured {auto.timings} and chose {auto.choice}")
+    guarded_ratio(setup, populations, args.repeats)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def guarded_ratio(setup, populations, repeats: int) -> None:
+    """A guard on the same images: the guarded loss called whole against the default evaluator's."""
+    aleph, loss = setup.aleph, setup.loss
+    guard = DatasetLoss(setup.x_aleph, setup.y_aleph, f1_loss("macro"), batch_size=len(loss.batches[0]))
+    guarded = GuardedLoss(loss, as_guards({"macro-F1": (guard, 0.01)}))
+    whole = SequentialEvaluator(aleph, guarded)
+    fast = default_evaluator(aleph, guarded, 1)
+    whole_time, reference = timed_guarded(whole, populations[:1])  # slow: 1 population, scaled
+    whole_time *= len(populations)
+    fast_times = []
+    for _ in range(repeats):
+        seconds, values = timed_guarded(fast, populations)
+        fast_times.append(seconds)
+    assert values[: len(reference)] == reference, "the guarded losses differ"
+    count = sum(len(population) for population in populations)
+    print(f"with a guard: {fast.describe()}")
+    whole_ms, fast_ms = 1e3 * whole_time / count, 1e3 * min(fast_times) / count
+    print(
+        f"guarded: whole {whole_ms:.1f} ms, default evaluator {fast_ms:.2f} ms per evaluation (best of "
+        f"{repeats}): {whole_time / min(fast_times):.1f}x, losses and guard losses identical"
+    )
+
+
+def timed_guarded(evaluator, populations):
+    start = time.perf_counter()
+    values = [
+        (o.loss, dict(o.guards or {}))
+        for population in populations
+        for _, o in sorted(evaluator.evaluate(population), key=lambda p: p[0])
+    ]
+    return time.perf_counter() - start, values
 
 
 if __name__ == "__main__":

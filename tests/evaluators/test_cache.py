@@ -235,3 +235,69 @@ def test_torchscript_modules_are_evaluated_whole_and_said_why(conv, where):
     assert "TorchScript" in default_evaluator(aleph, loss, 1).describe()
     with pytest.raises(BoundaryError, match="TorchScript"):
         PrefixCache(aleph, loss, boundary="features")
+
+
+def guarded_setup(conv):
+    """The ℵ-loss (F1), a guard on the same outputs (error rate), one on other data (a cache of its own)
+    and an opaque one (called as it is)."""
+    model, loss = conv
+    inputs = torch.cat(loss.batches)  # the same data, split the same way: equal batches
+    same_outputs = DatasetLoss(inputs.clone(), loss.targets, error_rate, batch_size=32)
+    torch.manual_seed(1)
+    other = DatasetLoss(torch.randn(40, 1, 8, 8), torch.randint(0, 5, (40,)), error_rate)
+    guards = {
+        "error": (same_outputs, 0.1),
+        "other": (other, 0.1),
+        "opaque": (lambda m: float(m.head.bias.abs().sum()), 1.0),
+    }
+    aleph = Aleph(model).add("head.bias").add("head.weight", mode="scale", per="row")
+    return aleph, loss, guards
+
+
+def test_guards_keep_the_cache_and_the_values(conv):
+    """With guards, each dataset loss runs after its cached prefix, a guard on the ℵ-loss's outputs is
+    scored on its forward pass, and every value equals the uncached guarded loss's, bit for bit."""
+    from afterlearner.evaluators.cache import CachedGuardedLoss
+    from afterlearner.guards import GuardedLoss, as_guards
+
+    aleph, loss, guards = guarded_setup(conv)
+    guarded = GuardedLoss(loss, as_guards(guards))
+    evaluator = default_evaluator(aleph, guarded, 4)
+    assert isinstance(evaluator.loss, CachedGuardedLoss)
+    cached = evaluator.loss
+    assert sorted(cached.caches, key=str) == [None, "other"]  # "error" shares the ℵ-loss's pass
+    assert [cached.caches[name].boundaries for name in (None, "other")] == [["features"], ["features"]]
+    said = evaluator.describe()
+    assert "with guards: error scored on the ℵ-loss's forward pass; ℵ-loss: prefix cache: features" in said
+    assert "guard other: prefix cache: features" in said
+    vectors = candidates(aleph)
+    plain = [outcome for _, outcome in SequentialEvaluator(aleph, guarded).evaluate(vectors)]
+    fast = [outcome for _, outcome in evaluator.evaluate(vectors)]
+    assert [(o.loss, dict(o.guards)) for o in fast] == [(o.loss, dict(o.guards)) for o in plain]
+    assert len({o.guards["error"] for o in plain}) > 1 and len({o.guards["other"] for o in plain}) > 1
+
+
+def test_same_forward_means_equal_batches_and_the_same_forward_function(conv):
+    from afterlearner.evaluators.cache import same_forward
+
+    _, loss = conv
+    inputs = torch.cat(loss.batches)
+    assert same_forward(loss, DatasetLoss(inputs.clone(), loss.targets, error_rate, batch_size=32))
+    split_otherwise = DatasetLoss(inputs, loss.targets, error_rate, batch_size=16)
+    assert not same_forward(loss, split_otherwise)
+    changed = inputs.clone()
+    changed[-1, 0, 0, 0] += 1.0
+    assert not same_forward(loss, DatasetLoss(changed, loss.targets, error_rate, batch_size=32))
+    other_forward = DatasetLoss(inputs, loss.targets, error_rate, batch_size=32, forward=lambda m, x: m(x))
+    assert not same_forward(loss, other_forward)
+
+
+def test_a_guarded_retrofit_is_the_same_with_the_cache(conv):
+    aleph, loss, guards = guarded_setup(conv)
+    opaque = retrofit(aleph, lambda m: loss(m), budget=20, seed=2, guards=guards, progress=False)
+    aleph.restore()
+    cached = retrofit(aleph, loss, budget=20, seed=2, guards=guards, progress=False)
+    assert [(e.loss, e.status, e.guards) for e in cached.history] == [
+        (e.loss, e.status, e.guards) for e in opaque.history
+    ]
+    np.testing.assert_array_equal(cached.best, opaque.best)

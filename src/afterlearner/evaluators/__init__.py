@@ -43,10 +43,19 @@ def default_evaluator(aleph: Aleph, loss: Callable[[Any], object], workers: int)
     rounding):
     the frozen prefix cached when a boundary is found automatically (up to
     :data:`AUTOMATIC_CACHE_LIMIT`), and, when ``workers`` (λ) > 1,
-    the population evaluated with ``vmap`` if that measures faster than a loop.
+    the population evaluated with ``vmap`` if that measures faster than a loop. With guards
+    (a :class:`~afterlearner.guards.GuardedLoss` of a DatasetLoss), candidates are evaluated one at a
+    time, each dataset loss after its cached prefix, guards on the same outputs scored on one pass
+    (:class:`~afterlearner.evaluators.cache.CachedGuardedLoss`).
     """
+    from afterlearner.guards import GuardedLoss
     from afterlearner.losses import DatasetLoss
 
+    if isinstance(loss, GuardedLoss) and isinstance(loss.loss, DatasetLoss) and aleph.model is not None:
+        from afterlearner.evaluators.cache import CachedGuardedLoss
+
+        guarded = CachedGuardedLoss(aleph, loss, AUTOMATIC_CACHE_LIMIT)
+        return SequentialEvaluator(aleph, guarded, why=f"with guards: {guarded.describe()}")
     if not isinstance(loss, DatasetLoss):
         return SequentialEvaluator(
             aleph, loss, why="the loss is opaque; a DatasetLoss can be cached and batched"

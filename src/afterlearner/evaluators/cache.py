@@ -41,7 +41,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 
 from afterlearner.errors import ConfigError
-from afterlearner.evaluators.base import Outcome, measure
+from afterlearner.evaluators.base import Measured, Outcome, measure
+from afterlearner.guards import GuardedLoss
 from afterlearner.losses import DatasetLoss, concat
 from afterlearner.space import Aleph, HyperEntry, TensorEntry
 
@@ -549,3 +550,93 @@ class CachedEvaluator:
 
     def close(self) -> None:
         """Nothing to release: the cache lives as long as the evaluator, so it can serve several retrofits."""
+
+
+def same_forward(a: DatasetLoss, b: DatasetLoss) -> bool:
+    """True when two dataset losses run the same forward function on equal batches (their metrics may
+    differ), so that one forward pass serves both. Compared once, when a guarded loss is set up."""
+    if a.forward is not b.forward or len(a.batches) != len(b.batches):
+        return False
+    for first, second in zip(a.batches, b.batches, strict=True):
+        leaves, spec = pytree.tree_flatten(first)
+        others, other_spec = pytree.tree_flatten(second)
+        if spec != other_spec:
+            return False
+        for x, y in zip(leaves, others, strict=True):
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+                if x.shape != y.shape or x.dtype != y.dtype or not torch.equal(x, y):
+                    return False
+            elif x is not y and not (isinstance(x, (int, float, str)) and type(x) is type(y) and x == y):
+                return False
+    return True
+
+
+class CachedGuardedLoss:
+    """A guarded loss (:class:`~afterlearner.guards.GuardedLoss`) whose dataset losses run after their
+    cached prefixes, with the values of the guarded loss itself.
+
+    The ℵ-loss is a :class:`DatasetLoss`. A guard that is a DatasetLoss with the same forward function
+    on equal batches (another metric of the same outputs, :func:`same_forward`) scores the ℵ-loss's
+    forward pass, run once; another DatasetLoss guard gets a prefix cache of its own; any other guard
+    is called on the model as it is. The caches share ``memory_limit`` (the first built take what
+    they need).
+    """
+
+    def __init__(
+        self, aleph: Aleph, guarded: GuardedLoss, memory_limit: int | float | str | None = None
+    ) -> None:
+        if not isinstance(guarded.loss, DatasetLoss):
+            raise ConfigError("CachedGuardedLoss needs a guarded loss whose ℵ-loss is a DatasetLoss")
+        self.loss: DatasetLoss = guarded.loss
+        self.guards = {name: guard.loss for name, guard in guarded.guards.items()}
+        #: Guards scored on the ℵ-loss's forward pass (dataset losses with its forward and batches).
+        self.shared = {
+            name
+            for name, loss in self.guards.items()
+            if isinstance(loss, DatasetLoss) and (loss is self.loss or same_forward(loss, self.loss))
+        }
+        left = parse_bytes(memory_limit)
+        self.caches: dict[str | None, PrefixCache | None] = {}
+        for name, loss in [(None, self.loss), *self.guards.items()]:
+            if name is not None and (not isinstance(loss, DatasetLoss) or name in self.shared):
+                continue
+            self.caches[name] = cache = _prefix_cache(aleph, loss, left)  # type: ignore[arg-type]
+            if left is not None and cache is not None:
+                left = max(0, left - cache.nbytes)
+
+    def describe(self) -> str:
+        """One line: which guards share the ℵ-loss's forward pass and what is cached."""
+        shared = sorted(self.shared)
+        parts = [f"{', '.join(shared)} scored on the ℵ-loss's forward pass"] if shared else []
+        for name, cache in self.caches.items():
+            owner = "ℵ-loss" if name is None else f"guard {name}"
+            why = cache.describe() if cache is not None else "prefix cache off: probing the forward failed"
+            parts.append(f"{owner}: {why}")
+        return "; ".join(parts)
+
+    def _outputs(self, name: str | None, loss: DatasetLoss, model: torch.nn.Module) -> torch.Tensor:
+        cache = self.caches.get(name)
+        return cache.outputs(model) if cache is not None else loss.outputs(model)
+
+    def __call__(self, model: torch.nn.Module) -> Measured:
+        with torch.no_grad():
+            outputs = self._outputs(None, self.loss, model)
+            loss = self.loss.score(outputs)
+            guards: dict[str, object] = {}
+            for name, guard in self.guards.items():
+                if name in self.shared:
+                    guards[name] = guard.score(outputs)  # type: ignore[union-attr]
+                elif isinstance(guard, DatasetLoss):
+                    guards[name] = guard.score(self._outputs(name, guard, model))
+                else:
+                    guards[name] = guard(model)
+        return Measured(loss, guards)
+
+
+def _prefix_cache(aleph: Aleph, loss: DatasetLoss, limit: int | None) -> PrefixCache | None:
+    """The automatic prefix cache of ``loss`` (enabled or saying why not), or None when probing the
+    forward pass fails: the loss's own error then surfaces in the journal, as for an unguarded loss."""
+    try:
+        return PrefixCache(aleph, loss, None, limit)
+    except Exception:  # noqa: BLE001 - the evaluation reports the loss's error itself
+        return None
