@@ -42,9 +42,28 @@ def predictions(outputs: torch.Tensor) -> np.ndarray:
     NaN counts as the maximum). NumPy's argmax where it can, the same indices as torch's and several
     times faster on a population's outputs ``(λ, n, classes)``."""
     values = outputs.detach()
+    if values.dim() < 2 or values.shape[-1] < 2:
+        _not_class_scores(values)
     if values.dtype in (torch.float32, torch.float64):
         return values.cpu().numpy().argmax(axis=-1)
     return values.argmax(dim=-1).cpu().numpy()
+
+
+def _not_class_scores(outputs: torch.Tensor) -> None:
+    """Refuse outputs that are not per-class scores: the argmax of one score per sample would be one
+    class for every sample (or one index for the whole set), a silently wrong metric."""
+    raise ConfigError(
+        "class predictions need per-class scores, shape (samples, classes) with 2 or more classes; got "
+        f"outputs of shape {tuple(outputs.shape)}. For one score per sample (a binary classifier's "
+        "logit), use the metric al.losses.threshold_error(threshold)"
+    )
+
+
+def _one_candidate(outputs: torch.Tensor) -> torch.Tensor:
+    """One candidate's outputs ``(n, classes)`` as a population of one, for the population forms."""
+    if outputs.dim() < 2:
+        _not_class_scores(outputs)
+    return outputs[None]
 
 
 def error_rate(outputs: torch.Tensor, targets: Any) -> float:
@@ -70,7 +89,7 @@ def balanced_error(outputs: torch.Tensor, targets: Any) -> float:
     The same float as ``1 - sklearn.metrics.balanced_accuracy_score(targets, predictions)``,
     computed with NumPy counts (:mod:`afterlearner.metrics`) at a small fraction of its cost.
     """
-    return _balanced_errors(outputs[None], targets)[0]
+    return _balanced_errors(_one_candidate(outputs), targets)[0]
 
 
 def _balanced_errors(outputs: torch.Tensor, targets: Any) -> list[float]:
@@ -96,7 +115,7 @@ class F1Loss:
         self.__name__ = f"f1_loss_{average}"
 
     def __call__(self, outputs: torch.Tensor, targets: Any) -> float:
-        return self.population(outputs[None], targets)[0]
+        return self.population(_one_candidate(outputs), targets)[0]
 
     def population(self, outputs: torch.Tensor, targets: Any) -> list[float]:
         """The metric of each candidate's outputs ``(λ, n, classes)``."""

@@ -80,6 +80,20 @@ def test_bad_inputs_are_refused(data):
         DatasetLoss(x, y, forward=lambda m, inputs: (m(inputs),))(model)
 
 
+def test_class_metrics_refuse_one_score_per_sample(data):
+    """A binary classifier's single logit is not per-class scores: the argmax of a 1-D output (or of a
+    single column) would be one index for every sample, a silently wrong error rate. Refused, with the
+    metric to use instead; the threshold metric takes it."""
+    _, x, y = data
+    binary = (y > 0).numpy()
+    for outputs in (torch.randn(101), torch.randn(101, 1)):
+        for metric in (error_rate, balanced_error, f1_loss("macro")):
+            with pytest.raises(ConfigError, match=r"per-class scores.*threshold_error"):
+                metric(outputs, binary)
+    logit = torch.randn(101)
+    assert threshold_error(0.0)(logit, binary) == float(np.mean((logit > 0).numpy() != binary))
+
+
 def test_population_metric_equals_per_candidate():
     torch.manual_seed(2)
     outputs, targets = torch.randn(7, 53, 4), torch.randint(0, 4, (53,))
