@@ -27,7 +27,10 @@ The methods:
   returning ``optimizer.provide_recommendation()``.
 
 Each task is built once; every run restores its model bit for bit. Records are appended to a JSONL
-file as they are made, so an interrupted suite resumes where it stopped.
+file as they are made, so an interrupted suite resumes where it stopped. A finished run gzips its
+journal beside it (``bench/results/suite.jsonl.gz``, ``classifier_check.jsonl.gz``): the repository
+keeps these snapshots, so a fresh checkout re-renders docs/optimizers.md (``--report-only``) and a
+test checks that the page is what they render.
 
     python bench/suite.py --quick                # a few minutes: 2 seeds, prints the table
     python bench/suite.py                        # the full suite (20 seeds), writes docs/optimizers.md
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import json
 import math
 import os
@@ -1277,6 +1281,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         journal = ROOT / "bench" / "results" / "suite.jsonl"
     if journal is not None:
         journal.parent.mkdir(parents=True, exist_ok=True)
+        restore_journal(journal)
+    restore_journal(CHECK_JOURNAL)
     docs = args.docs if args.docs is not None else (None if args.quick else ROOT / "docs" / "optimizers.md")
     if not optuna_available():
         print("Optuna is not installed: TPE (Optuna) is skipped (pip install optuna)")
@@ -1293,6 +1299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_runners: list[Runner] = [EngineRunner(registry.DEFAULT_OPTIMIZER), HandCMARunner()]
         CHECK_JOURNAL.parent.mkdir(parents=True, exist_ok=True)
         run_suite(classifiers, check_runners, range(FULL_SEEDS, CHECK_SEEDS), BUDGETS, CHECK_JOURNAL)
+        write_snapshot(CHECK_JOURNAL)
         print(f"classifier check: {time.perf_counter() - start:.0f} s; re-rendering from the journals")
         args.report_only = True
     if args.report_only:
@@ -1316,6 +1323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run = {key: context[key] for key in ("command", "load_before", "load_after", "wall_s")}
             with journal.open("a") as handle:
                 handle.write(json.dumps({"run": run}) + "\n")
+            write_snapshot(journal)
     context.setdefault("wall_s", time.perf_counter() - start)
     context.setdefault("load_after", os.getloadavg()[0])
     context["dimensions"] = sorted({facts[t]["dimension"] for t in facts})
@@ -1330,6 +1338,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     if docs is not None:
         docs.write_text(header_text(args, context) + report + "\n")
         print(f"wrote {docs}")
+
+
+def snapshot_of(journal: Path) -> Path:
+    """The journal's gzipped copy beside it (``NAME.jsonl.gz``): what the repository keeps of it."""
+    return journal.with_name(journal.name + ".gz")
+
+
+def restore_journal(journal: Path) -> None:
+    """A fresh checkout has only the snapshot: unpack it into the journal, which runs append to."""
+    snapshot = snapshot_of(journal)
+    if not journal.exists() and snapshot.exists():
+        journal.write_bytes(gzip.decompress(snapshot.read_bytes()))
+
+
+def write_snapshot(journal: Path) -> None:
+    """Gzip the journal into its snapshot (the same bytes for the same journal: no name, no time)."""
+    snapshot_of(journal).write_bytes(gzip.compress(journal.read_bytes(), compresslevel=9, mtime=0))
 
 
 def journal_runs(journal: Path) -> list[dict[str, Any]]:

@@ -259,3 +259,22 @@ def test_every_suite_task_builds_with_disjoint_losses():
         built = suite.build(spec)
         assert built.dimension == len(built.task.aleph) > 0, spec.name
         assert 0 <= built.trained_aleph < float("inf") and 0 <= built.trained_held_out < float("inf")
+
+
+def test_docs_optimizers_md_is_what_the_committed_journals_render(tmp_path, monkeypatch):
+    """docs/optimizers.md, from its first table on, is exactly what the suite's committed snapshots
+    render (a fresh checkout: only the .jsonl.gz files), so the page cannot drift from its data."""
+    results = ROOT / "bench" / "results"
+    for name in ("suite.jsonl.gz", "classifier_check.jsonl.gz"):
+        (tmp_path / name).write_bytes((results / name).read_bytes())
+    monkeypatch.setattr(suite, "CHECK_JOURNAL", tmp_path / "classifier_check.jsonl")
+    page = tmp_path / "optimizers.md"
+    suite.main(["--report-only", "--journal", str(tmp_path / "suite.jsonl"), "--docs", str(page)])
+
+    def body(text: str) -> str:
+        return text[text.index("## The target, checked") :]
+
+    assert body(page.read_text()) == body((ROOT / "docs" / "optimizers.md").read_text())
+    journal = tmp_path / "suite.jsonl"  # unpacked from the snapshot; packing it again gives the same bytes
+    suite.write_snapshot(journal)
+    assert suite.snapshot_of(journal).read_bytes() == (results / "suite.jsonl.gz").read_bytes()
