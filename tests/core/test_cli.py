@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from paths import TASKS
+from paths import ROOT, TASKS
 
 import afterlearner as al
 from afterlearner.cli import main
@@ -29,6 +29,28 @@ def test_demo_shows_a_held_out_gain(tmp_path, capsys) -> None:
     assert run["best_loss"] < run["initial_loss"]
     # the gain holds on the disjoint, balanced held-out set
     assert run["test_best"] < run["test_initial"] - 0.01
+    # the README's quick start shows this table: every row but the wall time, as printed
+    readme = (ROOT / "README.md").read_text()
+    shown = readme[readme.index("```\n┌") : readme.index("┘\n```")]
+    printed, expected = _table(out), _table(shown)
+    assert printed.pop("wall time") and expected.pop("wall time")
+    assert printed == expected
+
+
+def _table(text: str) -> dict[str, str]:
+    """A printed result table's rows, label → value (a value wrapped over lines joined)."""
+    rows: dict[str, str] = {}
+    label = ""
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if not line.lstrip().startswith("│") or len(cells) != 2:
+            continue
+        if cells[0]:
+            label = cells[0]
+            rows[label] = cells[1]
+        else:
+            rows[label] += " " + cells[1]
+    return rows
 
 
 def test_run_then_resume_then_show(tmp_path, capsys) -> None:
