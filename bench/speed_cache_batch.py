@@ -32,14 +32,15 @@ from afterlearner.guards import GuardedLoss, as_guards
 from afterlearner.losses import DatasetLoss, f1_loss
 
 
-def timed(evaluator, populations):
+def timed(evaluator, populations, value=lambda outcome: outcome.loss):
+    """Seconds to evaluate the populations, and ``value`` of every outcome in candidate order."""
     start = time.perf_counter()
-    losses = [
-        o.loss
+    values = [
+        value(o)
         for population in populations
         for _, o in sorted(evaluator.evaluate(population), key=lambda p: p[0])
     ]
-    return time.perf_counter() - start, losses
+    return time.perf_counter() - start, values
 
 
 def main() -> None:
@@ -110,11 +111,12 @@ def guarded_ratio(setup, populations, repeats: int) -> None:
     guarded = GuardedLoss(loss, as_guards({"macro-F1": (guard, 0.01)}))
     whole = SequentialEvaluator(aleph, guarded)
     fast = default_evaluator(aleph, guarded, 1)
-    whole_time, reference = timed_guarded(whole, populations[:1])  # slow: 1 population, scaled
+    both = lambda outcome: (outcome.loss, dict(outcome.guards or {}))  # noqa: E731
+    whole_time, reference = timed(whole, populations[:1], both)  # slow: 1 population, scaled
     whole_time *= len(populations)
     fast_times = []
     for _ in range(repeats):
-        seconds, values = timed_guarded(fast, populations)
+        seconds, values = timed(fast, populations, both)
         fast_times.append(seconds)
     assert values[: len(reference)] == reference, "the guarded losses differ"
     count = sum(len(population) for population in populations)
@@ -124,16 +126,6 @@ def guarded_ratio(setup, populations, repeats: int) -> None:
         f"guarded: whole {whole_ms:.1f} ms, default evaluator {fast_ms:.2f} ms per evaluation (best of "
         f"{repeats}): {whole_time / min(fast_times):.1f}x, losses and guard losses identical"
     )
-
-
-def timed_guarded(evaluator, populations):
-    start = time.perf_counter()
-    values = [
-        (o.loss, dict(o.guards or {}))
-        for population in populations
-        for _, o in sorted(evaluator.evaluate(population), key=lambda p: p[0])
-    ]
-    return time.perf_counter() - start, values
 
 
 if __name__ == "__main__":
