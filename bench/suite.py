@@ -1019,15 +1019,25 @@ def target_lines(
             f"* Among the optimizers the engine runs (no bench-loop rule), {default} ranks best; against the "
             f"next, {engine[1]} ({summary.mean_rank(engine[1])[0]:.2f}): {_pm(*diff, 2)} ({verdict(*diff)})."
         )
-    if check is not None:
-        summary = check
+    judged = check if check is not None else summary
+    lines += classifier_target_lines(judged, facts, default, from_check=check is not None)
+    return lines
+
+
+def classifier_target_lines(
+    judged: Summary, facts: dict[str, dict[str, Any]], default: str, from_check: bool
+) -> list[str]:
+    """The classifier clause of the target, judged on ``judged`` (the suite's records, or the classifier
+    check's): on every classifier task the default's mean held-out loss is at most the hand CMA loop's;
+    and the single budgets where the hand loop is lower with a difference that holds."""
+    lines: list[str] = []
     worse, ties = [], []
-    classifiers = [t for t in summary.tasks if facts[t]["classifier"]]
-    seeds_note = f" ({len(summary.seeds)} seeds, the classifier check)" if check is not None else ""
+    classifiers = [t for t in judged.tasks if facts[t]["classifier"]]
+    seeds_note = f" ({len(judged.seeds)} seeds, the classifier check)" if from_check else ""
     for task in classifiers:
-        a = np.mean([r.held_out for b in summary.budgets for r in summary.by.get((task, default, b), [])])
-        h = np.mean([r.held_out for b in summary.budgets for r in summary.by.get((task, HAND_CMA, b), [])])
-        diff = paired_difference(summary, default, HAND_CMA, task, summary.budgets, held_out)
+        a = np.mean([r.held_out for b in judged.budgets for r in judged.by.get((task, default, b), [])])
+        h = np.mean([r.held_out for b in judged.budgets for r in judged.by.get((task, HAND_CMA, b), [])])
+        diff = paired_difference(judged, default, HAND_CMA, task, judged.budgets, held_out)
         if a > h:
             worse.append(f"{task} ({a:.4f} against {h:.4f}; difference {_pm(*diff)}, {verdict(*diff)})")
         elif verdict(*diff) != "lower (holds)":
@@ -1035,8 +1045,8 @@ def target_lines(
     worse_at = [
         f"{task} at b={budget} ({_pm(*diff)})"
         for task in classifiers
-        for budget in summary.budgets
-        if verdict(*(diff := paired_difference(summary, default, HAND_CMA, task, [budget], held_out)))
+        for budget in judged.budgets
+        if verdict(*(diff := paired_difference(judged, default, HAND_CMA, task, [budget], held_out)))
         == "higher (holds)"
     ]
     if worse:
